@@ -2,5 +2,13 @@
 //!
 //! Data flows source -> decode -> classify -> dedup -> window -> report; see ARCHITECTURE.md.
 
+pub mod classify;
+pub mod config;
 pub mod decode;
 pub mod model;
+pub mod replay;
+pub mod report;
+pub mod source;
+pub mod dedup;
+pub mod engine;
+pub mod window;

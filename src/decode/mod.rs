@@ -10,8 +10,9 @@ pub mod record;
 use json::{JsonError, Kind, Scanner};
 pub use record::{Fields, Shape};
 
-/// Largest unit (line or document) accepted, in bytes.
-pub const MAX_UNIT_BYTES: usize = 256 << 20;
+/// Longest NDJSON line accepted, in bytes. (Documents are bounded by their source: a mapped
+/// file costs no memory of its own, a stream is held up to `source::MAX_STREAM_DOCUMENT`.)
+pub const MAX_LINE_BYTES: usize = 256 << 20;
 
 /// Why a unit was skipped. A closed set: its names are metric label values.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -159,10 +160,6 @@ pub fn detect_framing(data: &[u8]) -> Framing {
 
 /// Decodes one document (a line or a whole input) into `out`, all or nothing.
 pub fn decode_unit<'a>(unit: &'a [u8], out: &mut Decoded<'a>) {
-    if unit.len() > MAX_UNIT_BYTES {
-        out.invalid.add(Invalid::TooLarge);
-        return;
-    }
     if simdutf8::basic::from_utf8(unit).is_err() {
         out.invalid.add(Invalid::NotUtf8);
         return;
@@ -235,7 +232,9 @@ pub fn decode_lines<'a>(data: &'a [u8], out: &mut Decoded<'a>) {
         if is_blank_fast(line) {
             continue;
         }
-        if all_utf8 && line.len() <= MAX_UNIT_BYTES {
+        if line.len() > MAX_LINE_BYTES {
+            out.invalid.add(Invalid::TooLarge);
+        } else if all_utf8 {
             decode_utf8_unit(line, out);
         } else {
             decode_unit(line, out);

@@ -1,0 +1,179 @@
+//! Drops records whose sign-in `id` was already seen.
+//!
+//! Ids live in 64 shards, each a map from event hour to the ids of that hour, so a batch locks
+//! each shard it touches once. A duplicate carries its original's `createdDateTime`, so ids
+//! can be forgotten by event time: the horizon is the windows' retention (everything in
+//! `replay` unless `--retention` is given), and at most `capacity` ids are kept; past it the
+//! oldest event hours are forgotten first and counted in [`Dedup::evicted`].
+
+use std::collections::BTreeMap;
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use parking_lot::Mutex;
+use rustc_hash::FxHashSet;
+
+const SHARDS: usize = 64;
+const HOUR_NS: i64 = 3_600 * 1_000_000_000;
+
+/// Default number of ids remembered (about 40 bytes each).
+pub const DEFAULT_CAPACITY: usize = 50_000_000;
+
+#[derive(Default)]
+struct Shard {
+    by_hour: BTreeMap<i64, FxHashSet<u128>>,
+    len: usize,
+}
+
+pub struct Dedup {
+    shards: Box<[Mutex<Shard>]>,
+    per_shard: usize,
+    evicted: AtomicU64,
+}
+
+/// One record of a batch as dedup sees it.
+#[derive(Clone, Copy, Debug)]
+pub struct Probe {
+    pub id: u128,
+    pub time: i64,
+    /// Set by [`Dedup::check_batch`].
+    pub duplicate: bool,
+}
+
+#[inline]
+fn shard_of(id: u128) -> usize {
+    let h = (id as u64) ^ ((id >> 64) as u64);
+    (h.wrapping_mul(0x9E37_79B9_7F4A_7C15) >> 58) as usize % SHARDS
+}
+
+impl Dedup {
+    pub fn new(capacity: usize) -> Self {
+        Dedup {
+            shards: (0..SHARDS).map(|_| Mutex::new(Shard::default())).collect(),
+            per_shard: capacity.div_ceil(SHARDS).max(1),
+            evicted: AtomicU64::new(0),
+        }
+    }
+
+    /// Marks the duplicates of a batch (against earlier batches and within the batch) and
+    /// remembers the rest. Locks each touched shard once.
+    pub fn check_batch(&self, probes: &mut [Probe]) {
+        let mut order: Vec<(u8, u32)> = probes
+            .iter()
+            .enumerate()
+            .map(|(i, p)| (shard_of(p.id) as u8, i as u32))
+            .collect();
+        order.sort_unstable();
+        let mut evicted = 0u64;
+        for group in order.chunk_by(|a, b| a.0 == b.0) {
+            let mut shard = self.shards[group[0].0 as usize].lock();
+            for &(_, i) in group {
+                let p = &mut probes[i as usize];
+                let hour = p.time.div_euclid(HOUR_NS);
+                let inserted = shard.by_hour.entry(hour).or_default().insert(p.id);
+                p.duplicate = !inserted;
+                if inserted {
+                    shard.len += 1;
+                }
+            }
+            while shard.len > self.per_shard {
+                let Some((_, ids)) = shard.by_hour.pop_first() else {
+                    break;
+                };
+                shard.len -= ids.len();
+                evicted += ids.len() as u64;
+            }
+        }
+        if evicted > 0 {
+            self.evicted.fetch_add(evicted, Ordering::Relaxed);
+        }
+    }
+
+    /// Forgets ids of events before `t` (the retention horizon).
+    pub fn forget_before(&self, t: i64) {
+        let hour = t.div_euclid(HOUR_NS);
+        for s in self.shards.iter() {
+            let mut s = s.lock();
+            while let Some(entry) = s.by_hour.first_entry() {
+                if *entry.key() >= hour {
+                    break;
+                }
+                let n = entry.remove().len();
+                s.len -= n;
+            }
+        }
+    }
+
+    /// Ids forgotten because the capacity was reached.
+    pub fn evicted(&self) -> u64 {
+        self.evicted.load(Ordering::Relaxed)
+    }
+
+    /// Ids remembered now.
+    pub fn len(&self) -> usize {
+        self.shards.iter().map(|s| s.lock().len).sum()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn probes(ids: &[(u128, i64)]) -> Vec<Probe> {
+        ids.iter()
+            .map(|&(id, time)| Probe {
+                id,
+                time,
+                duplicate: false,
+            })
+            .collect()
+    }
+
+    #[test]
+    fn within_and_across_batches() {
+        let d = Dedup::new(1000);
+        let mut a = probes(&[(1, 0), (2, 0), (1, 0)]);
+        d.check_batch(&mut a);
+        assert_eq!(
+            a.iter().map(|p| p.duplicate).collect::<Vec<_>>(),
+            [false, false, true]
+        );
+        let mut b = probes(&[(2, 0), (3, 0)]);
+        d.check_batch(&mut b);
+        assert_eq!(
+            b.iter().map(|p| p.duplicate).collect::<Vec<_>>(),
+            [true, false]
+        );
+        assert_eq!(d.len(), 3);
+    }
+
+    #[test]
+    fn capacity_forgets_oldest_hours_and_counts() {
+        let d = Dedup::new(SHARDS); // one id per shard
+        let id = 42u128;
+        let other = (0..u128::MAX)
+            .find(|c| *c != id && shard_of(*c) == shard_of(id))
+            .unwrap();
+        let mut a = probes(&[(id, 0), (other, 2 * HOUR_NS)]);
+        d.check_batch(&mut a);
+        assert_eq!(d.evicted(), 1);
+        let mut b = probes(&[(id, 0)]);
+        d.check_batch(&mut b);
+        assert!(!b[0].duplicate, "forgotten id is new again");
+    }
+
+    #[test]
+    fn forget_before_drops_old_hours_only() {
+        let d = Dedup::new(1000);
+        let mut a = probes(&[(1, 0), (2, 5 * HOUR_NS)]);
+        d.check_batch(&mut a);
+        d.forget_before(3 * HOUR_NS);
+        assert_eq!(d.len(), 1);
+        let mut b = probes(&[(2, 5 * HOUR_NS)]);
+        d.check_batch(&mut b);
+        assert!(b[0].duplicate);
+    }
+}

@@ -1,0 +1,220 @@
+//! The path every batch takes: decode -> classify -> dedup -> window, with run-wide input
+//! statistics beside it. Shared by `replay` and (later) the service; holds no I/O.
+//!
+//! A batch allocates its own small vectors; a modern sign-in costs no allocation of its own.
+//! Shared state is locked once per batch and shard, never per record.
+
+use parking_lot::Mutex;
+use rustc_hash::FxHashMap;
+
+use crate::classify::{self, SignIn};
+use crate::decode::{self, Decoded, Invalid, InvalidCounts};
+use crate::dedup::{Dedup, Probe};
+use crate::model::{Category, ClientClass};
+use crate::window::{LegacyEvent, Store, Totals, WindowConfig};
+
+/// Input figures of a run (not windowed).
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct InputStats {
+    /// Records read, duplicates included.
+    pub records: u64,
+    pub duplicates: u64,
+    pub invalid: InvalidCounts,
+    /// Unique records by category, indexed like [`Category::ALL`].
+    pub by_category: [u64; Category::ALL.len()],
+    /// Event time of the oldest and newest unique record.
+    pub first: Option<i64>,
+    pub last: Option<i64>,
+    /// Bytes of input handed to decode.
+    pub bytes: u64,
+}
+
+impl InputStats {
+    pub fn merge(&mut self, o: &InputStats) {
+        self.records += o.records;
+        self.duplicates += o.duplicates;
+        self.invalid.merge(&o.invalid);
+        for (a, b) in self.by_category.iter_mut().zip(o.by_category.iter()) {
+            *a += b;
+        }
+        self.first = match (self.first, o.first) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
+        };
+        self.last = match (self.last, o.last) {
+            (Some(a), Some(b)) => Some(a.max(b)),
+            (a, b) => a.or(b),
+        };
+        self.bytes += o.bytes;
+    }
+}
+
+/// Engine settings.
+#[derive(Clone, Debug)]
+pub struct EngineConfig {
+    pub window: WindowConfig,
+    pub dedup_capacity: usize,
+}
+
+impl Default for EngineConfig {
+    fn default() -> Self {
+        EngineConfig {
+            window: WindowConfig::default(),
+            dedup_capacity: crate::dedup::DEFAULT_CAPACITY,
+        }
+    }
+}
+
+pub struct Engine {
+    pub store: Store,
+    pub dedup: Dedup,
+    stats: Mutex<InputStats>,
+}
+
+fn class_index(c: ClientClass) -> usize {
+    match c {
+        ClientClass::Legacy(_) => 0,
+        ClientClass::Modern => 1,
+        ClientClass::Unclassified => 2,
+    }
+}
+
+impl Engine {
+    pub fn new(cfg: EngineConfig) -> Self {
+        Engine {
+            store: Store::new(cfg.window),
+            dedup: Dedup::new(cfg.dedup_capacity),
+            stats: Mutex::new(InputStats::default()),
+        }
+    }
+
+    /// A copy of the input statistics so far.
+    pub fn stats(&self) -> InputStats {
+        self.stats.lock().clone()
+    }
+
+    /// Decodes NDJSON lines and ingests them as one batch.
+    pub fn ingest_lines(&self, data: &[u8]) {
+        let mut d = Decoded::default();
+        decode::decode_lines(data, &mut d);
+        self.ingest(&d, data.len() as u64);
+    }
+
+    /// Decodes a whole input held in memory (framing detected) and ingests it.
+    pub fn ingest_input(&self, data: &[u8]) {
+        let mut d = Decoded::default();
+        decode::decode_input(data, &mut d);
+        self.ingest_in_batches(&d, data.len() as u64);
+    }
+
+    /// Ingests a decoded document, in batches so a large download does not hold huge vectors.
+    pub fn ingest_in_batches(&self, d: &Decoded<'_>, bytes: u64) {
+        const BATCH: usize = 4096;
+        let mut first = true;
+        let mut chunks = d.records.chunks(BATCH).peekable();
+        if chunks.peek().is_none() {
+            self.ingest_records(&[], d.invalid, bytes);
+            return;
+        }
+        for c in chunks {
+            let (inv, b) = if first {
+                (d.invalid, bytes)
+            } else {
+                (InvalidCounts::default(), 0)
+            };
+            first = false;
+            self.ingest_records(c, inv, b);
+        }
+    }
+
+    /// Ingests one decoded batch.
+    pub fn ingest(&self, d: &Decoded<'_>, bytes: u64) {
+        self.ingest_records(&d.records, d.invalid, bytes);
+    }
+
+    fn ingest_records(&self, records: &[decode::Fields<'_>], invalid: InvalidCounts, bytes: u64) {
+        let mut st = InputStats {
+            invalid,
+            bytes,
+            ..InputStats::default()
+        };
+        let mut signins: Vec<SignIn<'_>> = Vec::with_capacity(records.len());
+        for f in records {
+            match classify::classify(f) {
+                Ok(s) => signins.push(s),
+                Err(why) => st.invalid.add(why),
+            }
+        }
+        st.records = signins.len() as u64;
+        debug_assert!(st.invalid.get(Invalid::BadTime) as usize <= records.len());
+
+        // Dedup: only records with an id take part.
+        let mut probes: Vec<Probe> = signins
+            .iter()
+            .filter_map(|s| {
+                s.id.map(|id| Probe {
+                    id,
+                    time: s.time,
+                    duplicate: false,
+                })
+            })
+            .collect();
+        self.dedup.check_batch(&mut probes);
+        let mut dup = probes.iter().map(|p| p.duplicate);
+
+        let mut totals: FxHashMap<i64, Totals> = FxHashMap::default();
+        let mut legacy: Vec<LegacyEvent> = Vec::new();
+        let mut newest = i64::MIN;
+        let mut cached: Option<(i64, Totals)> = None;
+        for s in &signins {
+            if s.id.is_some() && dup.next() == Some(true) {
+                st.duplicates += 1;
+                continue;
+            }
+            let ci = Category::ALL.iter().position(|c| *c == s.category).unwrap_or(6);
+            st.by_category[ci] += 1;
+            st.first = Some(st.first.map_or(s.time, |f| f.min(s.time)));
+            st.last = Some(st.last.map_or(s.time, |l| l.max(s.time)));
+            newest = newest.max(s.time);
+            let b = self.store.bucket_of(s.time);
+            // Records arrive roughly in time order: keep the current bucket out of the map.
+            match &mut cached {
+                Some((cb, t)) if *cb == b => {}
+                _ => {
+                    if let Some((cb, t)) = cached.take() {
+                        totals.entry(cb).or_default().merge(&t);
+                    }
+                    cached = Some((b, Totals::default()));
+                }
+            }
+            if let Some((_, t)) = &mut cached {
+                t.counts[ci][class_index(s.class)][s.outcome.index()] += 1;
+            }
+            if let Some(protocol) = s.legacy() {
+                legacy.push(LegacyEvent {
+                    time: s.time,
+                    user: s.user(),
+                    ip: s.ip(),
+                    client: s.client(),
+                    protocol,
+                    outcome: s.outcome,
+                });
+            }
+        }
+        if let Some((cb, t)) = cached.take() {
+            totals.entry(cb).or_default().merge(&t);
+        }
+        if newest != i64::MIN || !legacy.is_empty() {
+            self.store.insert_batch(&totals, &legacy, newest);
+        }
+        self.stats.lock().merge(&st);
+    }
+
+    /// Drops what left the retention (windows and dedup ids).
+    pub fn expire(&self) {
+        self.store.expire();
+        if let (Some(r), Some(w)) = (self.store.config().retention_ns, self.store.watermark()) {
+            self.dedup.forget_before(w.saturating_sub(r));
+        }
+    }
+}
