@@ -34,10 +34,7 @@ pub fn process(engine: &Engine, work: Work) {
             eprintln!("signin-radar: warning: {message}");
             let mut invalid = InvalidCounts::default();
             invalid.add(why);
-            let d = Decoded {
-                records: Vec::new(),
-                invalid,
-            };
+            let d = Decoded::with_invalid(invalid);
             engine.ingest(&d, 0);
         }
     }

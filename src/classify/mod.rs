@@ -6,7 +6,6 @@
 pub mod protocol;
 pub mod time;
 
-use std::borrow::Cow;
 use std::hash::{Hash, Hasher};
 
 use crate::decode::json::RawStr;
@@ -51,11 +50,17 @@ impl SignIn<'_> {
             .unwrap_or_default()
     }
 
-    /// `ipAddress`, else the record's `callerIpAddress`; IP literals in canonical form.
+    /// `ipAddress`, else (missing or blank) the record's `callerIpAddress`; IP literals in
+    /// canonical form.
     pub fn ip(&self) -> String {
-        let v = self.fields.ip.or(self.fields.caller_ip);
-        let s = v.map(|s| s.value()).unwrap_or(Cow::Borrowed(""));
-        normalize_ip(s.trim())
+        let pick = |v: Option<RawStr<'_>>| {
+            v.map(|s| s.value().trim().to_string())
+                .filter(|s| !s.is_empty())
+        };
+        let ip = pick(self.fields.ip)
+            .or_else(|| pick(self.fields.caller_ip))
+            .unwrap_or_default();
+        normalize_ip(&ip)
     }
 
     /// The user agent, cut to [`MAX_CLIENT_BYTES`] at a character boundary.

@@ -38,9 +38,9 @@ impl<'a> RawStr<'a> {
     /// becomes U+FFFD.
     pub fn value(&self) -> Cow<'a, str> {
         if !self.escaped {
-            // The unit was validated as UTF-8 and quotes are ASCII, so any slice between
-            // quotes is valid UTF-8 too; from_utf8 here is a cheap re-check kept for safety.
-            return Cow::Borrowed(std::str::from_utf8(self.raw).unwrap_or(""));
+            // SAFETY: a `RawStr` is only made by `Scanner::string`, from a slice of a `&str`
+            // between two ASCII quote bytes, which are char boundaries.
+            return Cow::Borrowed(unsafe { std::str::from_utf8_unchecked(self.raw) });
         }
         Cow::Owned(unescape(self.raw))
     }
@@ -129,47 +129,284 @@ fn unescape(raw: &[u8]) -> String {
     String::from_utf8(out).unwrap_or_else(|e| String::from_utf8_lossy(e.as_bytes()).into_owned())
 }
 
-/// Bytes that end the fast path inside a string: quote, backslash, control characters.
-static STRING_SPECIAL: [bool; 256] = {
-    let mut t = [false; 256];
-    let mut i = 0;
-    while i < 0x20 {
-        t[i] = true;
-        i += 1;
-    }
-    t[b'"' as usize] = true;
-    t[b'\\' as usize] = true;
-    t
-};
+/// Per-block character masks, bit `i` for byte `i` of a 64-byte block.
+#[derive(Clone, Copy, Default)]
+struct Masks {
+    quote: u64,
+    backslash: u64,
+    ws: u64,
+    op: u64,
+    ctrl: u64,
+}
 
-/// Index of the first quote, backslash or control byte at or after `i`, or `buf.len()`.
-#[inline]
-fn find_string_special(buf: &[u8], mut i: usize) -> usize {
-    #[cfg(target_arch = "x86_64")]
-    // SAFETY: SSE2 is part of the x86_64 baseline; loads are unaligned and stay within `buf`
-    // (the loop runs only while 16 bytes remain).
+#[cfg(target_arch = "x86_64")]
+#[inline(always)]
+fn block_masks(block: &[u8; 64]) -> Masks {
+    // SAFETY: SSE2 is part of the x86_64 baseline; the four unaligned loads stay inside
+    // `block`, which is exactly 64 bytes.
     unsafe {
         use std::arch::x86_64::*;
         let quote = _mm_set1_epi8(b'"' as i8);
         let backslash = _mm_set1_epi8(b'\\' as i8);
         let ctl = _mm_set1_epi8(0x1F);
-        while i + 16 <= buf.len() {
-            let v = _mm_loadu_si128(buf.as_ptr().add(i) as *const __m128i);
-            let q = _mm_cmpeq_epi8(v, quote);
-            let b = _mm_cmpeq_epi8(v, backslash);
-            // v <= 0x1F (unsigned) exactly when min(v, 0x1F) == v.
-            let c = _mm_cmpeq_epi8(_mm_min_epu8(v, ctl), v);
-            let m = _mm_movemask_epi8(_mm_or_si128(_mm_or_si128(q, b), c));
-            if m != 0 {
-                return i + m.trailing_zeros() as usize;
-            }
-            i += 16;
+        let space = _mm_set1_epi8(b' ' as i8);
+        let tab = _mm_set1_epi8(b'\t' as i8);
+        let nl = _mm_set1_epi8(b'\n' as i8);
+        let cr = _mm_set1_epi8(b'\r' as i8);
+        let lower = _mm_set1_epi8(0x20);
+        let open = _mm_set1_epi8(b'{' as i8); // '[' | 0x20
+        let close = _mm_set1_epi8(b'}' as i8); // ']' | 0x20
+        let colon = _mm_set1_epi8(b':' as i8);
+        let comma = _mm_set1_epi8(b',' as i8);
+        let mut m = Masks::default();
+        for k in 0..4 {
+            let v = _mm_loadu_si128(block.as_ptr().add(16 * k) as *const __m128i);
+            let sh = 16 * k as u32;
+            let bits = |x: __m128i| u64::from(_mm_movemask_epi8(x) as u16) << sh;
+            m.quote |= bits(_mm_cmpeq_epi8(v, quote));
+            m.backslash |= bits(_mm_cmpeq_epi8(v, backslash));
+            m.ctrl |= bits(_mm_cmpeq_epi8(_mm_min_epu8(v, ctl), v));
+            m.ws |= bits(_mm_or_si128(
+                _mm_or_si128(_mm_cmpeq_epi8(v, space), _mm_cmpeq_epi8(v, tab)),
+                _mm_or_si128(_mm_cmpeq_epi8(v, nl), _mm_cmpeq_epi8(v, cr)),
+            ));
+            let folded = _mm_or_si128(v, lower);
+            m.op |= bits(_mm_or_si128(
+                _mm_or_si128(_mm_cmpeq_epi8(folded, open), _mm_cmpeq_epi8(folded, close)),
+                _mm_or_si128(_mm_cmpeq_epi8(v, colon), _mm_cmpeq_epi8(v, comma)),
+            ));
+        }
+        m
+    }
+}
+
+/// [`block_masks`] with AVX2: two 32-byte lanes instead of four 16-byte ones.
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2")]
+#[inline]
+unsafe fn block_masks_avx2(block: &[u8; 64]) -> Masks {
+    use std::arch::x86_64::*;
+    let quote = _mm256_set1_epi8(b'"' as i8);
+    let backslash = _mm256_set1_epi8(b'\\' as i8);
+    let ctl = _mm256_set1_epi8(0x1F);
+    let space = _mm256_set1_epi8(b' ' as i8);
+    let tab = _mm256_set1_epi8(b'\t' as i8);
+    let nl = _mm256_set1_epi8(b'\n' as i8);
+    let cr = _mm256_set1_epi8(b'\r' as i8);
+    let lower = _mm256_set1_epi8(0x20);
+    let open = _mm256_set1_epi8(b'{' as i8);
+    let close = _mm256_set1_epi8(b'}' as i8);
+    let colon = _mm256_set1_epi8(b':' as i8);
+    let comma = _mm256_set1_epi8(b',' as i8);
+    // Masks of one 32-byte half, as five u32.
+    let half = |k: usize| -> [u32; 5] {
+        // SAFETY: `block` is 64 bytes and k is 0 or 1, so the load stays inside it.
+        let v = _mm256_loadu_si256(block.as_ptr().add(32 * k) as *const __m256i);
+        let folded = _mm256_or_si256(v, lower);
+        [
+            _mm256_movemask_epi8(_mm256_cmpeq_epi8(v, quote)) as u32,
+            _mm256_movemask_epi8(_mm256_cmpeq_epi8(v, backslash)) as u32,
+            _mm256_movemask_epi8(_mm256_or_si256(
+                _mm256_or_si256(_mm256_cmpeq_epi8(v, space), _mm256_cmpeq_epi8(v, tab)),
+                _mm256_or_si256(_mm256_cmpeq_epi8(v, nl), _mm256_cmpeq_epi8(v, cr)),
+            )) as u32,
+            _mm256_movemask_epi8(_mm256_or_si256(
+                _mm256_or_si256(_mm256_cmpeq_epi8(folded, open), _mm256_cmpeq_epi8(folded, close)),
+                _mm256_or_si256(_mm256_cmpeq_epi8(v, colon), _mm256_cmpeq_epi8(v, comma)),
+            )) as u32,
+            _mm256_movemask_epi8(_mm256_cmpeq_epi8(_mm256_min_epu8(v, ctl), v)) as u32,
+        ]
+    };
+    // LLVM turns `lo | hi << 32` of two movemasks into a 64 x i1 vector and lowers it byte by
+    // byte on AVX2; passing the halves through an opaque join keeps them plain integers.
+    let (lo, hi) = (half(0), half(1));
+    let join = |a: u32, b: u32| std::hint::black_box(u64::from(a)) | (u64::from(b) << 32);
+    Masks {
+        quote: join(lo[0], hi[0]),
+        backslash: join(lo[1], hi[1]),
+        ws: join(lo[2], hi[2]),
+        op: join(lo[3], hi[3]),
+        ctrl: join(lo[4], hi[4]),
+    }
+}
+
+#[cfg(not(target_arch = "x86_64"))]
+fn block_masks(block: &[u8; 64]) -> Masks {
+    let mut m = Masks::default();
+    for (i, &b) in block.iter().enumerate() {
+        let bit = 1u64 << i;
+        match b {
+            b'"' => m.quote |= bit,
+            b'\\' => m.backslash |= bit,
+            b' ' => m.ws |= bit,
+            b'\t' | b'\n' | b'\r' => m.ws |= bit,
+            b'{' | b'}' | b'[' | b']' | b':' | b',' => m.op |= bit,
+            _ => {}
+        }
+        if b < 0x20 {
+            m.ctrl |= bit;
         }
     }
-    while i < buf.len() && !STRING_SPECIAL[buf[i] as usize] {
-        i += 1;
+    m
+}
+
+/// Bits of characters escaped by a backslash (simdjson's odd-backslash-run algorithm).
+/// `prev` carries whether the first byte of the next block is escaped.
+#[inline(always)]
+fn find_escaped(backslash: u64, prev: &mut u64) -> u64 {
+    const EVEN: u64 = 0x5555_5555_5555_5555;
+    let backslash = backslash & !*prev;
+    let follows = (backslash << 1) | *prev;
+    let odd_starts = backslash & !EVEN & !follows;
+    let (seq_even, overflow) = odd_starts.overflowing_add(backslash);
+    *prev = u64::from(overflow);
+    let invert = seq_even << 1;
+    (EVEN ^ invert) & follows
+}
+
+/// Each bit set to the XOR of itself and all lower bits: the inside of quote pairs.
+#[inline(always)]
+fn prefix_xor(mut x: u64) -> u64 {
+    x ^= x << 1;
+    x ^= x << 2;
+    x ^= x << 4;
+    x ^= x << 8;
+    x ^= x << 16;
+    x ^= x << 32;
+    x
+}
+
+/// Stage one: finds every token of a unit 64 bytes at a time and checks what only bytes can
+/// tell (raw control characters and bad escapes in strings, unterminated strings). Tokens are
+/// the positions of structural characters and every unescaped quote outside and closing
+/// strings, and of the first byte of each other run (numbers, literals, garbage). Stage two
+/// ([`Scanner`]) checks the grammar over the tokens.
+pub fn index(buf: &[u8], idx: &mut Index) -> Result<()> {
+    #[cfg(target_arch = "x86_64")]
+    {
+        use std::sync::atomic::{AtomicU8, Ordering};
+        // 0 = not probed yet, 1 = SSE2 only, 2 = AVX2.
+        static LEVEL: AtomicU8 = AtomicU8::new(0);
+        let mut level = LEVEL.load(Ordering::Relaxed);
+        if level == 0 {
+            level = if std::is_x86_feature_detected!("avx2") { 2 } else { 1 };
+            LEVEL.store(level, Ordering::Relaxed);
+        }
+        if level == 2 {
+            // SAFETY: the CPU has AVX2 (checked above).
+            return unsafe { index_avx2(buf, idx) };
+        }
     }
-    i
+    index_impl(buf, idx, block_masks)
+}
+
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2")]
+unsafe fn index_avx2(buf: &[u8], idx: &mut Index) -> Result<()> {
+    // SAFETY: only called when the CPU has AVX2.
+    index_impl(buf, idx, |b| unsafe { block_masks_avx2(b) })
+}
+
+#[inline(always)]
+fn index_impl(buf: &[u8], idx: &mut Index, block_masks: impl Fn(&[u8; 64]) -> Masks) -> Result<()> {
+    idx.tokens.clear();
+    idx.escapes.clear();
+    let out = &mut idx.tokens;
+    if buf.len() > u32::MAX as usize {
+        return Err(JsonError::Syntax);
+    }
+    let mut prev_escaped = 0u64;
+    let mut prev_in_string = 0u64;
+    let mut prev_scalar = 0u64;
+    let mut base = 0usize;
+    let mut tail = [b' '; 64];
+    while base < buf.len() {
+        let block: &[u8; 64] = if base + 64 <= buf.len() {
+            buf[base..base + 64].try_into().expect("64 bytes")
+        } else {
+            let n = buf.len() - base;
+            tail[..n].copy_from_slice(&buf[base..]);
+            &tail
+        };
+        let m = block_masks(block);
+        let escaped = find_escaped(m.backslash, &mut prev_escaped);
+        let quote = m.quote & !escaped;
+        let in_string = prefix_xor(quote) ^ prev_in_string;
+        prev_in_string = ((in_string as i64) >> 63) as u64;
+        if m.ctrl & in_string != 0 {
+            return Err(JsonError::Syntax);
+        }
+        let string_escapes = escaped & in_string;
+        if string_escapes != 0 {
+            check_escapes(buf, base, string_escapes)?;
+            let mut e = string_escapes;
+            while e != 0 {
+                idx.escapes.push((base + e.trailing_zeros() as usize) as u32);
+                e &= e - 1;
+            }
+        }
+        let outside = !(in_string | quote);
+        let structural = m.op & outside;
+        let scalar = outside & !m.ws & !m.op;
+        let scalar_start = scalar & !((scalar << 1) | prev_scalar);
+        prev_scalar = scalar >> 63;
+        let mut tokens = structural | quote | scalar_start;
+        out.reserve(64);
+        let len = out.len();
+        let dst = out.spare_capacity_mut().as_mut_ptr();
+        let mut n = 0;
+        while tokens != 0 {
+            // SAFETY: at most 64 tokens per block and 64 spare slots were reserved.
+            unsafe { (*dst.add(n)).write((base + tokens.trailing_zeros() as usize) as u32) };
+            n += 1;
+            tokens &= tokens - 1;
+        }
+        // SAFETY: the first `n` spare slots were just written.
+        unsafe { out.set_len(len + n) };
+        base += 64;
+    }
+    if prev_in_string != 0 {
+        return Err(JsonError::Truncated);
+    }
+    Ok(())
+}
+
+/// Tokens of one unit, from [`index`]; reuse one across units to save allocations.
+#[derive(Default, Debug)]
+pub struct Index {
+    tokens: Vec<u32>,
+    /// Positions of escaped characters inside strings, ascending (usually none).
+    escapes: Vec<u32>,
+}
+
+/// Checks the characters after backslashes inside strings (bits of `escaped`, block at `base`).
+#[cold]
+fn check_escapes(buf: &[u8], base: usize, mut escaped: u64) -> Result<()> {
+    while escaped != 0 {
+        let p = base + escaped.trailing_zeros() as usize;
+        escaped &= escaped - 1;
+        match buf.get(p) {
+            Some(b'"' | b'\\' | b'/' | b'b' | b'f' | b'n' | b'r' | b't') => {}
+            Some(b'u') => {
+                let digits = buf.get(p + 1..p + 5);
+                match digits {
+                    Some(d) if d.iter().all(u8::is_ascii_hexdigit) => {}
+                    Some(_) => return Err(JsonError::Syntax),
+                    None => {
+                        return Err(if buf[p + 1..].iter().all(u8::is_ascii_hexdigit) {
+                            JsonError::Truncated
+                        } else {
+                            JsonError::Syntax
+                        })
+                    }
+                }
+            }
+            // Past the end: the string is unterminated.
+            None => return Err(JsonError::Truncated),
+            Some(_) => return Err(JsonError::Syntax),
+        }
+    }
+    Ok(())
 }
 
 /// What kind of value starts at the cursor.
@@ -183,46 +420,44 @@ pub enum Kind {
     Null,
 }
 
-/// Reading position over one unit (an NDJSON line or a whole document).
-pub struct Scanner<'a> {
+/// Stage two: a cursor over the tokens of one unit (an NDJSON line or a whole document).
+pub struct Scanner<'a, 't> {
     buf: &'a [u8],
-    pos: usize,
+    tok: &'t [u32],
+    escapes: &'t [u32],
+    i: usize,
 }
 
-impl<'a> Scanner<'a> {
-    pub fn new(buf: &'a [u8]) -> Self {
-        Scanner { buf, pos: 0 }
-    }
+/// Bytes that may follow a number or literal.
+#[inline]
+fn is_delimiter(b: Option<&u8>) -> bool {
+    matches!(
+        b,
+        None | Some(b' ' | b'\t' | b'\n' | b'\r' | b',' | b':' | b'{' | b'}' | b'[' | b']' | b'"')
+    )
+}
 
-    pub fn pos(&self) -> usize {
-        self.pos
-    }
-
-    #[inline]
-    fn err_at_end(&self) -> JsonError {
-        if self.pos >= self.buf.len() {
-            JsonError::Truncated
-        } else {
-            JsonError::Syntax
+impl<'a, 't> Scanner<'a, 't> {
+    /// A scanner over `text`, whose tokens [`index`] wrote to `idx`. Taking `&str` keeps the
+    /// promise [`RawStr::value`] relies on: every string slice is valid UTF-8.
+    pub fn new(text: &'a str, idx: &'t Index) -> Self {
+        Scanner {
+            buf: text.as_bytes(),
+            tok: &idx.tokens,
+            escapes: &idx.escapes,
+            i: 0,
         }
     }
 
     #[inline]
-    pub fn skip_ws(&mut self) {
-        while let Some(&b) = self.buf.get(self.pos) {
-            if b == b' ' || b == b'\n' || b == b'\r' || b == b'\t' {
-                self.pos += 1;
-            } else {
-                break;
-            }
-        }
+    fn byte(&self) -> Option<u8> {
+        self.tok.get(self.i).map(|&p| self.buf[p as usize])
     }
 
-    /// The kind of the next value, after whitespace.
+    /// The kind of the next value.
     #[inline]
     pub fn peek_kind(&mut self) -> Result<Kind> {
-        self.skip_ws();
-        match self.buf.get(self.pos) {
+        match self.byte() {
             None => Err(JsonError::Truncated),
             Some(b'{') => Ok(Kind::Object),
             Some(b'[') => Ok(Kind::Array),
@@ -234,90 +469,55 @@ impl<'a> Scanner<'a> {
         }
     }
 
-    /// True when only whitespace remains.
+    /// True when no token remains.
     pub fn at_end(&mut self) -> bool {
-        self.skip_ws();
-        self.pos >= self.buf.len()
+        self.i >= self.tok.len()
     }
 
     #[inline]
     fn expect(&mut self, b: u8) -> Result<()> {
-        self.skip_ws();
-        match self.buf.get(self.pos) {
-            Some(&c) if c == b => {
-                self.pos += 1;
+        match self.byte() {
+            Some(c) if c == b => {
+                self.i += 1;
                 Ok(())
             }
-            _ => Err(self.err_at_end()),
+            None => Err(JsonError::Truncated),
+            Some(_) => Err(JsonError::Syntax),
         }
     }
 
-    /// Reads a string (cursor on its opening quote, after whitespace).
+    /// Reads a string.
     #[inline]
     pub fn string(&mut self) -> Result<RawStr<'a>> {
         self.expect(b'"')?;
-        let start = self.pos;
-        let mut escaped = false;
-        loop {
-            let i = find_string_special(self.buf, self.pos);
-            match self.buf.get(i) {
-                None => {
-                    self.pos = i;
-                    return Err(JsonError::Truncated);
-                }
-                Some(b'"') => {
-                    self.pos = i + 1;
-                    return Ok(RawStr {
-                        raw: &self.buf[start..i],
-                        escaped,
-                    });
-                }
-                Some(b'\\') => {
-                    escaped = true;
-                    match self.buf.get(i + 1) {
-                        None => {
-                            self.pos = i + 1;
-                            return Err(JsonError::Truncated);
-                        }
-                        Some(b'"' | b'\\' | b'/' | b'b' | b'f' | b'n' | b'r' | b't') => {
-                            self.pos = i + 2;
-                        }
-                        Some(b'u') => {
-                            let digits = self.buf.get(i + 2..i + 6);
-                            match digits {
-                                Some(d) if d.iter().all(|b| b.is_ascii_hexdigit()) => {
-                                    self.pos = i + 6
-                                }
-                                Some(_) => return Err(JsonError::Syntax),
-                                None => {
-                                    let tail = &self.buf[i + 2..];
-                                    return Err(if tail.iter().all(|b| b.is_ascii_hexdigit()) {
-                                        JsonError::Truncated
-                                    } else {
-                                        JsonError::Syntax
-                                    });
-                                }
-                            }
-                        }
-                        Some(_) => return Err(JsonError::Syntax),
-                    }
-                }
-                Some(_) => {
-                    // A raw control character: not allowed inside a JSON string.
-                    self.pos = i;
-                    return Err(JsonError::Syntax);
-                }
-            }
-        }
+        // Stage one guarantees a closing quote token follows an opening one.
+        let open = self.tok[self.i - 1] as usize;
+        let close = *self.tok.get(self.i).ok_or(JsonError::Truncated)? as usize;
+        self.i += 1;
+        let raw = &self.buf[open + 1..close];
+        let escaped = !self.escapes.is_empty() && {
+            let k = self.escapes.partition_point(|&e| (e as usize) <= open);
+            self.escapes.get(k).is_some_and(|&e| (e as usize) < close)
+        };
+        Ok(RawStr { raw, escaped })
     }
 
     /// Reads a number and returns its text.
     #[inline]
     pub fn number(&mut self) -> Result<&'a [u8]> {
-        self.skip_ws();
-        let start = self.pos;
+        let Some(&p) = self.tok.get(self.i) else {
+            return Err(JsonError::Truncated);
+        };
+        let start = p as usize;
         let buf = self.buf;
-        let mut i = self.pos;
+        let mut i = start;
+        let at_end = |i: usize| {
+            if i >= buf.len() {
+                JsonError::Truncated
+            } else {
+                JsonError::Syntax
+            }
+        };
         if buf.get(i) == Some(&b'-') {
             i += 1;
         }
@@ -328,8 +528,7 @@ impl<'a> Scanner<'a> {
                     i += 1;
                 }
             }
-            None => return Err(JsonError::Truncated),
-            _ => return Err(JsonError::Syntax),
+            _ => return Err(at_end(i)),
         }
         if buf.get(i) == Some(&b'.') {
             i += 1;
@@ -338,8 +537,7 @@ impl<'a> Scanner<'a> {
                 i += 1;
             }
             if i == d {
-                self.pos = i;
-                return Err(self.err_at_end());
+                return Err(at_end(i));
             }
         }
         if matches!(buf.get(i), Some(b'e' | b'E')) {
@@ -352,25 +550,31 @@ impl<'a> Scanner<'a> {
                 i += 1;
             }
             if i == d {
-                self.pos = i;
-                return Err(self.err_at_end());
+                return Err(at_end(i));
             }
         }
-        self.pos = i;
+        if !is_delimiter(buf.get(i)) {
+            return Err(JsonError::Syntax);
+        }
+        self.i += 1;
         Ok(&buf[start..i])
     }
 
     fn literal(&mut self, word: &[u8]) -> Result<()> {
-        let end = self.pos + word.len();
+        let Some(&p) = self.tok.get(self.i) else {
+            return Err(JsonError::Truncated);
+        };
+        let pos = p as usize;
+        let end = pos + word.len();
         if end <= self.buf.len() {
-            if &self.buf[self.pos..end] == word {
-                self.pos = end;
+            if &self.buf[pos..end] == word && is_delimiter(self.buf.get(end)) {
+                self.i += 1;
                 return Ok(());
             }
             return Err(JsonError::Syntax);
         }
         // Shorter than the word: a truncation if what is there is a prefix of it.
-        if word.starts_with(&self.buf[self.pos..]) {
+        if word.starts_with(&self.buf[pos..]) {
             Err(JsonError::Truncated)
         } else {
             Err(JsonError::Syntax)
@@ -379,11 +583,11 @@ impl<'a> Scanner<'a> {
 
     /// Reads `true` or `false`.
     pub fn boolean(&mut self) -> Result<bool> {
-        self.skip_ws();
-        match self.buf.get(self.pos) {
+        match self.byte() {
             Some(b't') => self.literal(b"true").map(|_| true),
             Some(b'f') => self.literal(b"false").map(|_| false),
-            _ => Err(self.err_at_end()),
+            None => Err(JsonError::Truncated),
+            Some(_) => Err(JsonError::Syntax),
         }
     }
 
@@ -398,24 +602,22 @@ impl<'a> Scanner<'a> {
             return Err(JsonError::TooDeep);
         }
         self.expect(b'{')?;
-        self.skip_ws();
-        if self.buf.get(self.pos) == Some(&b'}') {
-            self.pos += 1;
+        if self.byte() == Some(b'}') {
+            self.i += 1;
             return Ok(());
         }
         loop {
-            self.skip_ws();
             let key = self.string()?;
             self.expect(b':')?;
             f(self, key, depth + 1)?;
-            self.skip_ws();
-            match self.buf.get(self.pos) {
-                Some(b',') => self.pos += 1,
+            match self.byte() {
+                Some(b',') => self.i += 1,
                 Some(b'}') => {
-                    self.pos += 1;
+                    self.i += 1;
                     return Ok(());
                 }
-                _ => return Err(self.err_at_end()),
+                None => return Err(JsonError::Truncated),
+                Some(_) => return Err(JsonError::Syntax),
             }
         }
     }
@@ -430,39 +632,50 @@ impl<'a> Scanner<'a> {
             return Err(JsonError::TooDeep);
         }
         self.expect(b'[')?;
-        self.skip_ws();
-        if self.buf.get(self.pos) == Some(&b']') {
-            self.pos += 1;
+        if self.byte() == Some(b']') {
+            self.i += 1;
             return Ok(());
         }
         loop {
             f(self, depth + 1)?;
-            self.skip_ws();
-            match self.buf.get(self.pos) {
-                Some(b',') => self.pos += 1,
+            match self.byte() {
+                Some(b',') => self.i += 1,
                 Some(b']') => {
-                    self.pos += 1;
+                    self.i += 1;
                     return Ok(());
                 }
-                _ => return Err(self.err_at_end()),
+                None => return Err(JsonError::Truncated),
+                Some(_) => return Err(JsonError::Syntax),
             }
         }
     }
 
     /// Validates and passes over one value of any kind, at nesting `depth`.
+    #[inline]
     pub fn skip(&mut self, depth: usize) -> Result<()> {
+        // Most skipped values are strings: two tokens, nothing to check (stage one did).
+        if self.byte() == Some(b'"') && self.i + 1 < self.tok.len() {
+            self.i += 2;
+            return Ok(());
+        }
+        self.skip_any(depth)
+    }
+
+    fn skip_any(&mut self, depth: usize) -> Result<()> {
         // One bit per open container: 1 = object, 0 = array.
         let mut stack = [0u64; MAX_DEPTH / 64];
         let mut level = 0usize;
-        let buf = self.buf;
         'value: loop {
             // Expect a value.
-            self.skip_ws();
-            match buf.get(self.pos) {
+            match self.byte() {
                 Some(b'"') => {
-                    self.string()?;
+                    // Opening and closing quote tokens.
+                    if self.i + 1 >= self.tok.len() {
+                        return Err(JsonError::Truncated);
+                    }
+                    self.i += 2;
                 }
-                Some(&open @ (b'{' | b'[')) => {
+                Some(open @ (b'{' | b'[')) => {
                     if depth + level >= MAX_DEPTH {
                         return Err(JsonError::TooDeep);
                     }
@@ -474,11 +687,10 @@ impl<'a> Scanner<'a> {
                         stack[w] &= !bit;
                     }
                     level += 1;
-                    self.pos += 1;
-                    self.skip_ws();
+                    self.i += 1;
                     let close = if is_obj { b'}' } else { b']' };
-                    if buf.get(self.pos) == Some(&close) {
-                        self.pos += 1;
+                    if self.byte() == Some(close) {
+                        self.i += 1;
                         level -= 1;
                     } else {
                         if is_obj {
@@ -504,23 +716,21 @@ impl<'a> Scanner<'a> {
                 }
                 let top = level - 1;
                 let in_obj = stack[top / 64] & (1u64 << (top % 64)) != 0;
-                self.skip_ws();
-                match buf.get(self.pos) {
+                match self.byte() {
                     Some(b',') => {
-                        self.pos += 1;
+                        self.i += 1;
                         if in_obj {
-                            self.skip_ws();
                             self.string()?;
                             self.expect(b':')?;
                         }
                         continue 'value;
                     }
                     Some(b'}') if in_obj => {
-                        self.pos += 1;
+                        self.i += 1;
                         level -= 1;
                     }
                     Some(b']') if !in_obj => {
-                        self.pos += 1;
+                        self.i += 1;
                         level -= 1;
                     }
                     None => return Err(JsonError::Truncated),
@@ -536,7 +746,10 @@ mod tests {
     use super::*;
 
     fn validate(s: &[u8]) -> Result<()> {
-        let mut sc = Scanner::new(s);
+        let mut idx = Index::default();
+        index(s, &mut idx)?;
+        let text = std::str::from_utf8(s).map_err(|_| JsonError::Syntax)?;
+        let mut sc = Scanner::new(text, &idx);
         sc.skip(0)?;
         if sc.at_end() {
             Ok(())
@@ -620,7 +833,9 @@ mod tests {
         ];
         for (raw, want) in cases {
             let quoted = format!("\"{raw}\"");
-            let mut sc = Scanner::new(quoted.as_bytes());
+            let mut idx = Index::default();
+            index(quoted.as_bytes(), &mut idx).unwrap();
+            let mut sc = Scanner::new(&quoted, &idx);
             let s = sc.string().unwrap();
             assert_eq!(s.value(), *want, "raw {raw}");
         }
@@ -636,9 +851,71 @@ mod tests {
         }
     }
 
+    /// Validity agrees with serde_json on random token soup (no `\u` escapes: serde_json
+    /// rejects lone surrogates, which RFC 8259's grammar allows).
+    #[test]
+    fn agrees_with_serde_json_on_random_inputs() {
+        use rand::{Rng, SeedableRng};
+        let alphabet: &[&str] = &[
+            "{", "}", "[", "]", ":", ",", "\"", "\\", "\\n", "a", "1", "-", ".", "e", "0",
+            "true", "false", "null", " ", "\n", "x", "\"k\":", "\"v\"", "é", "\t", "\u{1}",
+        ];
+        let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(7);
+        let mut agree = 0;
+        for _ in 0..60_000 {
+            let n = rng.gen_range(0..24);
+            let s: String = (0..n)
+                .map(|_| alphabet[rng.gen_range(0..alphabet.len())])
+                .collect();
+            let ours = validate(s.as_bytes()).is_ok();
+            let theirs = serde_json::from_str::<serde::de::IgnoredAny>(&s).is_ok();
+            assert_eq!(ours, theirs, "input {s:?}");
+            agree += usize::from(ours);
+        }
+        assert!(agree > 300, "the generator made too few valid documents: {agree}");
+    }
+
+    #[test]
+    fn escapes_match_a_byte_by_byte_reference() {
+        use rand::{Rng, SeedableRng};
+        let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(11);
+        for _ in 0..20_000 {
+            let len = rng.gen_range(1..200);
+            let bytes: Vec<u8> = (0..len)
+                .map(|_| [b'\\', b'\\', b'a', b'"'][rng.gen_range(0..4)])
+                .collect();
+            // Reference: a byte is escaped when an odd run of backslashes precedes it.
+            let mut want = vec![false; len];
+            let mut run = 0;
+            for i in 0..len {
+                want[i] = run % 2 == 1;
+                run = if bytes[i] == b'\\' && !want[i] { run + 1 } else { 0 };
+                if want[i] {
+                    run = 0;
+                }
+            }
+            let mut prev = 0;
+            let mut got = Vec::new();
+            for chunk in bytes.chunks(64) {
+                let mut bs = 0u64;
+                for (i, b) in chunk.iter().enumerate() {
+                    if *b == b'\\' {
+                        bs |= 1 << i;
+                    }
+                }
+                let e = find_escaped(bs, &mut prev);
+                got.extend((0..chunk.len()).map(|i| e >> i & 1 == 1));
+            }
+            assert_eq!(got, want, "{:?}", String::from_utf8_lossy(&bytes));
+        }
+    }
+
     #[test]
     fn object_walk_yields_keys_in_order() {
-        let mut sc = Scanner::new(br#"{"a":1,"b\u0041":{"c":[2]},"d":"e"}"#);
+        let text = r#"{"a":1,"b\u0041":{"c":[2]},"d":"e"}"#;
+        let mut idx = Index::default();
+        index(text.as_bytes(), &mut idx).unwrap();
+        let mut sc = Scanner::new(text, &idx);
         let mut keys = Vec::new();
         sc.object(0, |s, k, d| {
             keys.push(k.value().into_owned());

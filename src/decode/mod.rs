@@ -93,6 +93,17 @@ impl InvalidCounts {
 pub struct Decoded<'a> {
     pub records: Vec<Fields<'a>>,
     pub invalid: InvalidCounts,
+    /// Tokens of the unit being scanned, reused from unit to unit.
+    index: json::Index,
+}
+
+impl<'a> Decoded<'a> {
+    pub fn with_invalid(invalid: InvalidCounts) -> Self {
+        Decoded {
+            invalid,
+            ..Decoded::default()
+        }
+    }
 }
 
 impl Decoded<'_> {
@@ -136,8 +147,10 @@ fn first_line(data: &[u8]) -> Option<&[u8]> {
 }
 
 /// Scans one unit completely (a value followed by nothing but whitespace).
-fn scans_whole(unit: &[u8]) -> Result<Kind, JsonError> {
-    let mut s = Scanner::new(unit);
+fn scans_whole(unit: &str) -> Result<Kind, JsonError> {
+    let mut idx = json::Index::default();
+    json::index(unit.as_bytes(), &mut idx)?;
+    let mut s = Scanner::new(unit, &idx);
     let kind = s.peek_kind()?;
     s.skip(0)?;
     if s.at_end() {
@@ -151,7 +164,7 @@ fn scans_whole(unit: &[u8]) -> Result<Kind, JsonError> {
 /// not a complete JSON value by itself.
 pub fn detect_framing(data: &[u8]) -> Framing {
     match first_line(strip_bom(data)) {
-        Some(line) if std::str::from_utf8(line).is_ok() && scans_whole(line).is_err() => {
+        Some(line) if std::str::from_utf8(line).is_ok_and(|l| scans_whole(l).is_err()) => {
             Framing::Document
         }
         _ => Framing::Lines,
@@ -160,18 +173,22 @@ pub fn detect_framing(data: &[u8]) -> Framing {
 
 /// Decodes one document (a line or a whole input) into `out`, all or nothing.
 pub fn decode_unit<'a>(unit: &'a [u8], out: &mut Decoded<'a>) {
-    if simdutf8::basic::from_utf8(unit).is_err() {
-        out.invalid.add(Invalid::NotUtf8);
-        return;
+    match simdutf8::basic::from_utf8(unit) {
+        Ok(text) => decode_utf8_unit(text, out),
+        Err(_) => out.invalid.add(Invalid::NotUtf8),
     }
-    decode_utf8_unit(unit, out);
 }
 
 /// [`decode_unit`] for a unit already known to be valid UTF-8.
-fn decode_utf8_unit<'a>(unit: &'a [u8], out: &mut Decoded<'a>) {
+fn decode_utf8_unit<'a>(unit: &'a str, out: &mut Decoded<'a>) {
     let mark = out.records.len();
     let mut staged = InvalidCounts::default();
-    match scan_document(unit, &mut out.records, &mut staged) {
+    let mut index = std::mem::take(&mut out.index);
+    let res = json::index(unit.as_bytes(), &mut index)
+        .map_err(Invalid::from_json)
+        .and_then(|_| scan_document(unit, &index, &mut out.records, &mut staged));
+    out.index = index;
+    match res {
         Ok(()) => out.invalid.merge(&staged),
         Err(e) => {
             out.records.truncate(mark);
@@ -181,11 +198,15 @@ fn decode_utf8_unit<'a>(unit: &'a [u8], out: &mut Decoded<'a>) {
 }
 
 fn scan_document<'a>(
-    unit: &'a [u8],
+    unit: &'a str,
+    index: &json::Index,
     records: &mut Vec<Fields<'a>>,
     invalid: &mut InvalidCounts,
 ) -> Result<(), Invalid> {
-    let mut s = Scanner::new(unit);
+    if unit.len() > u32::MAX as usize {
+        return Err(Invalid::TooLarge);
+    }
+    let mut s = Scanner::new(unit, index);
     let kind = s.peek_kind().map_err(Invalid::from_json)?;
     let mut take = |it: record::Item<'a>| match it {
         record::Item::Record(f) => records.push(f),
@@ -224,6 +245,7 @@ fn scan_document<'a>(
 pub fn decode_lines<'a>(data: &'a [u8], out: &mut Decoded<'a>) {
     // One UTF-8 check for the whole chunk; per line only when it fails.
     let all_utf8 = simdutf8::basic::from_utf8(data).is_ok();
+    // Lines of a valid chunk are valid: `\n` is a char boundary.
     let mut rest = data;
     while !rest.is_empty() {
         let end = memchr::memchr(b'\n', rest).unwrap_or(rest.len());
@@ -235,7 +257,8 @@ pub fn decode_lines<'a>(data: &'a [u8], out: &mut Decoded<'a>) {
         if line.len() > MAX_LINE_BYTES {
             out.invalid.add(Invalid::TooLarge);
         } else if all_utf8 {
-            decode_utf8_unit(line, out);
+            // SAFETY: `data` is valid UTF-8 (checked above) and `line` is cut at `\n` bytes.
+            decode_utf8_unit(unsafe { std::str::from_utf8_unchecked(line) }, out);
         } else {
             decode_unit(line, out);
         }
@@ -295,8 +318,7 @@ fn any_line_is_object(data: &[u8]) -> bool {
     data.split(|&b| b == b'\n').any(|line| {
         let t = line.trim_ascii_start();
         t.first() == Some(&b'{')
-            && std::str::from_utf8(line).is_ok()
-            && scans_whole(line) == Ok(Kind::Object)
+            && std::str::from_utf8(line).is_ok_and(|l| scans_whole(l) == Ok(Kind::Object))
     })
 }
 

@@ -77,7 +77,7 @@ pub fn parse_code(text: &[u8]) -> Option<i64> {
 
 /// Reads a string value or skips a value of another type (a wrong type counts as missing).
 #[inline]
-fn opt_string<'a>(s: &mut Scanner<'a>, depth: usize) -> Result<Option<RawStr<'a>>> {
+fn opt_string<'a>(s: &mut Scanner<'a, '_>, depth: usize) -> Result<Option<RawStr<'a>>> {
     if s.peek_kind()? == Kind::String {
         s.string().map(Some)
     } else {
@@ -87,7 +87,7 @@ fn opt_string<'a>(s: &mut Scanner<'a>, depth: usize) -> Result<Option<RawStr<'a>
 
 /// Reads an error code given as a number or a numeric string.
 #[inline]
-fn opt_code(s: &mut Scanner<'_>, depth: usize) -> Result<Option<i64>> {
+fn opt_code(s: &mut Scanner<'_, '_>, depth: usize) -> Result<Option<i64>> {
     match s.peek_kind()? {
         Kind::Number => Ok(parse_code(s.number()?)),
         Kind::String => {
@@ -103,14 +103,18 @@ fn opt_code(s: &mut Scanner<'_>, depth: usize) -> Result<Option<i64>> {
 }
 
 /// `status`: an object with `errorCode`, or (Log Analytics non-interactive) the same as JSON text.
-fn status_code(s: &mut Scanner<'_>, depth: usize) -> Result<Option<i64>> {
+fn status_code(s: &mut Scanner<'_, '_>, depth: usize) -> Result<Option<i64>> {
     match s.peek_kind()? {
         Kind::Object => status_object(s, depth),
         Kind::String => {
             let text = s.string()?.value();
             // Embedded JSON that does not scan is treated as a missing field: the record
             // around it is valid.
-            let mut inner = Scanner::new(text.as_bytes());
+            let mut idx = super::json::Index::default();
+            if super::json::index(text.as_bytes(), &mut idx).is_err() {
+                return Ok(None);
+            }
+            let mut inner = Scanner::new(&text, &idx);
             Ok(match inner.peek_kind() {
                 Ok(Kind::Object) => status_object(&mut inner, depth).ok().flatten(),
                 _ => None,
@@ -120,7 +124,7 @@ fn status_code(s: &mut Scanner<'_>, depth: usize) -> Result<Option<i64>> {
     }
 }
 
-fn status_object(s: &mut Scanner<'_>, depth: usize) -> Result<Option<i64>> {
+fn status_object(s: &mut Scanner<'_, '_>, depth: usize) -> Result<Option<i64>> {
     let mut code = None;
     s.object(depth, |s, key, d| {
         if key.eq_ignore_case("errorCode") {
@@ -133,7 +137,7 @@ fn status_object(s: &mut Scanner<'_>, depth: usize) -> Result<Option<i64>> {
     Ok(code)
 }
 
-fn event_types(s: &mut Scanner<'_>, depth: usize) -> Result<u8> {
+fn event_types(s: &mut Scanner<'_, '_>, depth: usize) -> Result<u8> {
     if s.peek_kind()? != Kind::Array {
         return s.skip(depth).map(|_| 0);
     }
@@ -160,7 +164,7 @@ fn event_types(s: &mut Scanner<'_>, depth: usize) -> Result<u8> {
 }
 
 /// Walks one object's members into `m`. `top` allows descending into `properties`.
-fn members<'a>(s: &mut Scanner<'a>, depth: usize, top: bool, m: &mut Members<'a>) -> Result<()> {
+fn members<'a>(s: &mut Scanner<'a, '_>, depth: usize, top: bool, m: &mut Members<'a>) -> Result<()> {
     s.object(depth, |s, key, d| member_value(s, key, d, top, m))
 }
 
@@ -177,7 +181,7 @@ pub enum Item<'a> {
 /// `records` or `value` arrays is a container when `allow_container` (top level of a document)
 /// and its items go to `on_item`.
 pub fn item<'a>(
-    s: &mut Scanner<'a>,
+    s: &mut Scanner<'a, '_>,
     depth: usize,
     allow_container: bool,
     on_item: &mut dyn FnMut(Item<'a>),
@@ -211,23 +215,32 @@ pub fn item<'a>(
 /// One member of a record object, with the cursor on its value. Keys are matched by length
 /// first: most keys of a record match none of these.
 fn member_value<'a>(
-    s: &mut Scanner<'a>,
+    s: &mut Scanner<'a, '_>,
     k: RawStr<'a>,
     d: usize,
     top: bool,
     m: &mut Members<'a>,
 ) -> Result<()> {
+    // Escaped keys (rare) are matched by their value.
+    let unescaped;
+    let name: &[u8] = if k.escaped {
+        unescaped = k.value();
+        unescaped.as_bytes()
+    } else {
+        k.raw
+    };
+    let is = |n: &str| name.eq_ignore_ascii_case(n.as_bytes());
     let f = &mut m.f;
-    match k.raw.len() {
-        2 if k.eq_ignore_case("id") => f.id = opt_string(s, d)?,
-        4 if k.eq_ignore_case("time") => f.time = opt_string(s, d)?,
-        4 if k.eq_ignore_case("type") => f.la_type = opt_string(s, d)?,
-        6 if k.eq_ignore_case("status") => f.status_code = status_code(s, d)?,
-        6 if k.eq_ignore_case("userId") => f.user_id = opt_string(s, d)?,
-        8 if k.eq_ignore_case("category") => f.category = opt_string(s, d)?,
-        9 if k.eq_ignore_case("userAgent") => f.user_agent = opt_string(s, d)?,
-        9 if k.eq_ignore_case("ipAddress") => f.ip = opt_string(s, d)?,
-        10 if top && k.eq_ignore_case("properties") => {
+    match name.len() {
+        2 if is("id") => f.id = opt_string(s, d)?,
+        4 if is("time") => f.time = opt_string(s, d)?,
+        4 if is("type") => f.la_type = opt_string(s, d)?,
+        6 if is("status") => f.status_code = status_code(s, d)?,
+        6 if is("userId") => f.user_id = opt_string(s, d)?,
+        8 if is("category") => f.category = opt_string(s, d)?,
+        9 if is("userAgent") => f.user_agent = opt_string(s, d)?,
+        9 if is("ipAddress") => f.ip = opt_string(s, d)?,
+        10 if top && is("properties") => {
             if s.peek_kind()? == Kind::Object {
                 let mut inner = Members::default();
                 members(s, d, false, &mut inner)?;
@@ -236,9 +249,9 @@ fn member_value<'a>(
                 s.skip(d)?;
             }
         }
-        10 if k.eq_ignore_case("resultType") => f.result_type = opt_code(s, d)?,
-        13 if k.eq_ignore_case("clientAppUsed") => f.client_app = opt_string(s, d)?,
-        13 if k.eq_ignore_case("isInteractive") => {
+        10 if is("resultType") => f.result_type = opt_code(s, d)?,
+        13 if is("clientAppUsed") => f.client_app = opt_string(s, d)?,
+        13 if is("isInteractive") => {
             f.is_interactive = if s.peek_kind()? == Kind::Bool {
                 Some(s.boolean()?)
             } else {
@@ -246,24 +259,24 @@ fn member_value<'a>(
                 None
             }
         }
-        13 if k.eq_ignore_case("TimeGenerated") => {
+        13 if is("TimeGenerated") => {
             let v = opt_string(s, d)?;
             if f.time.is_none() {
                 f.time = v;
             }
         }
-        14 if k.eq_ignore_case("appDisplayName") => f.app = opt_string(s, d)?,
-        15 if k.eq_ignore_case("createdDateTime") => {
-            if k.raw.first() == Some(&b'C') {
+        14 if is("appDisplayName") => f.app = opt_string(s, d)?,
+        15 if is("createdDateTime") => {
+            if name.first() == Some(&b'C') {
                 m.has_created_pascal = true;
             } else {
                 m.has_created_camel = true;
             }
             f.created = opt_string(s, d)?;
         }
-        15 if k.eq_ignore_case("callerIpAddress") => f.caller_ip = opt_string(s, d)?,
-        16 if k.eq_ignore_case("signInEventTypes") => f.event_types = event_types(s, d)?,
-        17 if k.eq_ignore_case("userPrincipalName") => f.upn = opt_string(s, d)?,
+        15 if is("callerIpAddress") => f.caller_ip = opt_string(s, d)?,
+        16 if is("signInEventTypes") => f.event_types = event_types(s, d)?,
+        17 if is("userPrincipalName") => f.upn = opt_string(s, d)?,
         _ => s.skip(d)?,
     }
     Ok(())

@@ -166,6 +166,8 @@ pub fn open(spec: &InputSpec) -> Result<Opened, SourceError> {
             // SAFETY: the map is read-only; a file truncated under us while mapped is the
             // usual mmap caveat, accepted for exported logs that are not being written.
             let map = unsafe { Mmap::map(&f) }.map_err(err)?;
+            #[cfg(unix)]
+            let _ = map.advise(memmap2::Advice::Sequential);
             Ok(Opened::Mapped(Arc::new(Bytes::Map(map))))
         }
     }
