@@ -4,13 +4,11 @@
 /// nanoseconds.
 pub fn parse_duration(text: &str) -> Result<i64, String> {
     let t = text.trim();
-    let split = t
-        .find(|c: char| !c.is_ascii_digit())
-        .unwrap_or(t.len());
+    let split = t.find(|c: char| !c.is_ascii_digit()).unwrap_or(t.len());
     let (num, unit) = t.split_at(split);
-    let n: i64 = num
-        .parse()
-        .map_err(|_| format!("`{text}` is not a duration: use a number and a unit, e.g. 90s, 15m, 24h, 7d"))?;
+    let n: i64 = num.parse().map_err(|_| {
+        format!("`{text}` is not a duration: use a number and a unit, e.g. 90s, 15m, 24h, 7d")
+    })?;
     let secs: i64 = match unit.trim() {
         "" | "s" => 1,
         "m" => 60,

@@ -171,7 +171,10 @@ impl Engine {
                 st.duplicates += 1;
                 continue;
             }
-            let ci = Category::ALL.iter().position(|c| *c == s.category).unwrap_or(6);
+            let ci = Category::ALL
+                .iter()
+                .position(|c| *c == s.category)
+                .unwrap_or(6);
             st.by_category[ci] += 1;
             st.first = Some(st.first.map_or(s.time, |f| f.min(s.time)));
             st.last = Some(st.last.map_or(s.time, |l| l.max(s.time)));

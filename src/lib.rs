@@ -5,10 +5,10 @@
 pub mod classify;
 pub mod config;
 pub mod decode;
+pub mod dedup;
+pub mod engine;
 pub mod model;
 pub mod replay;
 pub mod report;
 pub mod source;
-pub mod dedup;
-pub mod engine;
 pub mod window;

@@ -30,7 +30,6 @@ struct Cli {
 enum Command {
     /// Read exported sign-in logs and print an assessment report.
     Replay(ReplayArgs),
-
 }
 
 #[derive(Clone, Copy, ValueEnum)]
@@ -112,7 +111,6 @@ fn main() -> ExitCode {
     let cli = Cli::parse();
     let res = match cli.command {
         Command::Replay(a) => replay_cmd(a),
-
     };
     match res {
         Ok(code) => code,

@@ -42,7 +42,11 @@ pub fn process(engine: &Engine, work: Work) {
 
 /// Opens every input first, so an unreadable one stops the run before any work (exit 2), then
 /// feeds them to `threads` workers.
-pub fn replay(inputs: &[InputSpec], engine: &Engine, opts: &ReplayOptions) -> Result<(), SourceError> {
+pub fn replay(
+    inputs: &[InputSpec],
+    engine: &Engine,
+    opts: &ReplayOptions,
+) -> Result<(), SourceError> {
     let inputs = file::expand(inputs)?;
     let mut opened = Vec::with_capacity(inputs.len());
     for i in &inputs {

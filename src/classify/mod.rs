@@ -65,7 +65,11 @@ impl SignIn<'_> {
 
     /// The user agent, cut to [`MAX_CLIENT_BYTES`] at a character boundary.
     pub fn client(&self) -> String {
-        let v = self.fields.user_agent.map(|s| s.value()).unwrap_or_default();
+        let v = self
+            .fields
+            .user_agent
+            .map(|s| s.value())
+            .unwrap_or_default();
         truncate(&v, MAX_CLIENT_BYTES).to_string()
     }
 }
@@ -91,16 +95,40 @@ fn normalize_ip(s: &str) -> String {
 fn category_by_name(v: &RawStr<'_>) -> Option<Category> {
     let names: [(&str, Category); 11] = [
         ("SignInLogs", Category::SignInLogs),
-        ("NonInteractiveUserSignInLogs", Category::NonInteractiveUserSignInLogs),
-        ("ServicePrincipalSignInLogs", Category::ServicePrincipalSignInLogs),
-        ("ManagedIdentitySignInLogs", Category::ManagedIdentitySignInLogs),
-        ("MicrosoftServicePrincipalSignInLogs", Category::MicrosoftServicePrincipalSignInLogs),
+        (
+            "NonInteractiveUserSignInLogs",
+            Category::NonInteractiveUserSignInLogs,
+        ),
+        (
+            "ServicePrincipalSignInLogs",
+            Category::ServicePrincipalSignInLogs,
+        ),
+        (
+            "ManagedIdentitySignInLogs",
+            Category::ManagedIdentitySignInLogs,
+        ),
+        (
+            "MicrosoftServicePrincipalSignInLogs",
+            Category::MicrosoftServicePrincipalSignInLogs,
+        ),
         ("ADFSSignInLogs", Category::ADFSSignInLogs),
         // Log Analytics table names (`Type`).
-        ("AADNonInteractiveUserSignInLogs", Category::NonInteractiveUserSignInLogs),
-        ("AADServicePrincipalSignInLogs", Category::ServicePrincipalSignInLogs),
-        ("AADManagedIdentitySignInLogs", Category::ManagedIdentitySignInLogs),
-        ("AADMicrosoftServicePrincipalSignInLogs", Category::MicrosoftServicePrincipalSignInLogs),
+        (
+            "AADNonInteractiveUserSignInLogs",
+            Category::NonInteractiveUserSignInLogs,
+        ),
+        (
+            "AADServicePrincipalSignInLogs",
+            Category::ServicePrincipalSignInLogs,
+        ),
+        (
+            "AADManagedIdentitySignInLogs",
+            Category::ManagedIdentitySignInLogs,
+        ),
+        (
+            "AADMicrosoftServicePrincipalSignInLogs",
+            Category::MicrosoftServicePrincipalSignInLogs,
+        ),
         ("AADADFSSignInLogs", Category::ADFSSignInLogs),
     ];
     let t = v.value();
@@ -180,9 +208,7 @@ pub fn classify<'a>(f: &Fields<'a>) -> Result<SignIn<'a>, Invalid> {
     let time = event_time(f).ok_or(Invalid::BadTime)?;
     let code = f.status_code.or(f.result_type);
     let class = match f.client_app {
-        Some(v) if !v.escaped => {
-            protocol::classify(std::str::from_utf8(v.raw).unwrap_or(""))
-        }
+        Some(v) if !v.escaped => protocol::classify(std::str::from_utf8(v.raw).unwrap_or("")),
         Some(v) => protocol::classify(&v.value()),
         None => ClientClass::Unclassified,
     };

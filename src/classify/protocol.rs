@@ -6,19 +6,49 @@ use crate::model::{ClientClass, Protocol};
 const TABLE: &[(&str, ClientClass)] = &[
     ("browser", ClientClass::Modern),
     ("mobile apps and desktop clients", ClientClass::Modern),
-    ("authenticated smtp", ClientClass::Legacy(Protocol::AuthenticatedSmtp)),
+    (
+        "authenticated smtp",
+        ClientClass::Legacy(Protocol::AuthenticatedSmtp),
+    ),
     ("autodiscover", ClientClass::Legacy(Protocol::Autodiscover)),
-    ("exchange activesync", ClientClass::Legacy(Protocol::ExchangeActiveSync)),
-    ("exchange online powershell", ClientClass::Legacy(Protocol::ExchangeOnlinePowerShell)),
-    ("exchange web services", ClientClass::Legacy(Protocol::ExchangeWebServices)),
+    (
+        "exchange activesync",
+        ClientClass::Legacy(Protocol::ExchangeActiveSync),
+    ),
+    (
+        "exchange online powershell",
+        ClientClass::Legacy(Protocol::ExchangeOnlinePowerShell),
+    ),
+    (
+        "exchange web services",
+        ClientClass::Legacy(Protocol::ExchangeWebServices),
+    ),
     ("imap4", ClientClass::Legacy(Protocol::Imap4)),
-    ("mapi over http", ClientClass::Legacy(Protocol::MapiOverHttp)),
-    ("offline address book", ClientClass::Legacy(Protocol::OfflineAddressBook)),
-    ("outlook anywhere (rpc over http)", ClientClass::Legacy(Protocol::OutlookAnywhere)),
+    (
+        "mapi over http",
+        ClientClass::Legacy(Protocol::MapiOverHttp),
+    ),
+    (
+        "offline address book",
+        ClientClass::Legacy(Protocol::OfflineAddressBook),
+    ),
+    (
+        "outlook anywhere (rpc over http)",
+        ClientClass::Legacy(Protocol::OutlookAnywhere),
+    ),
     ("pop3", ClientClass::Legacy(Protocol::Pop3)),
-    ("reporting web services", ClientClass::Legacy(Protocol::ReportingWebServices)),
-    ("universal outlook", ClientClass::Legacy(Protocol::UniversalOutlook)),
-    ("outlook service", ClientClass::Legacy(Protocol::UniversalOutlook)),
+    (
+        "reporting web services",
+        ClientClass::Legacy(Protocol::ReportingWebServices),
+    ),
+    (
+        "universal outlook",
+        ClientClass::Legacy(Protocol::UniversalOutlook),
+    ),
+    (
+        "outlook service",
+        ClientClass::Legacy(Protocol::UniversalOutlook),
+    ),
     ("other clients", ClientClass::Legacy(Protocol::OtherClients)),
 ];
 
@@ -57,17 +87,35 @@ mod tests {
             ("Authenticated SMTP", ClientClass::Legacy(AuthenticatedSmtp)),
             ("Autodiscover", ClientClass::Legacy(Autodiscover)),
             ("AutoDiscover", ClientClass::Legacy(Autodiscover)),
-            ("Exchange ActiveSync", ClientClass::Legacy(ExchangeActiveSync)),
-            ("Exchange Online PowerShell", ClientClass::Legacy(ExchangeOnlinePowerShell)),
-            ("Exchange Web Services", ClientClass::Legacy(ExchangeWebServices)),
+            (
+                "Exchange ActiveSync",
+                ClientClass::Legacy(ExchangeActiveSync),
+            ),
+            (
+                "Exchange Online PowerShell",
+                ClientClass::Legacy(ExchangeOnlinePowerShell),
+            ),
+            (
+                "Exchange Web Services",
+                ClientClass::Legacy(ExchangeWebServices),
+            ),
             ("IMAP4", ClientClass::Legacy(Imap4)),
             ("  imap4 ", ClientClass::Legacy(Imap4)),
             ("MAPI Over HTTP", ClientClass::Legacy(MapiOverHttp)),
             ("MAPI over HTTP", ClientClass::Legacy(MapiOverHttp)),
-            ("Offline Address Book", ClientClass::Legacy(OfflineAddressBook)),
-            ("Outlook Anywhere (RPC over HTTP)", ClientClass::Legacy(OutlookAnywhere)),
+            (
+                "Offline Address Book",
+                ClientClass::Legacy(OfflineAddressBook),
+            ),
+            (
+                "Outlook Anywhere (RPC over HTTP)",
+                ClientClass::Legacy(OutlookAnywhere),
+            ),
             ("POP3", ClientClass::Legacy(Pop3)),
-            ("Reporting Web Services", ClientClass::Legacy(ReportingWebServices)),
+            (
+                "Reporting Web Services",
+                ClientClass::Legacy(ReportingWebServices),
+            ),
             ("Universal Outlook", ClientClass::Legacy(UniversalOutlook)),
             ("Outlook Service", ClientClass::Legacy(UniversalOutlook)),
             ("Other clients", ClientClass::Legacy(OtherClients)),
@@ -77,7 +125,10 @@ mod tests {
             ("   ", ClientClass::Unclassified),
             ("IMAP", ClientClass::Unclassified),
             ("Other", ClientClass::Unclassified),
-            ("Exchange ActiveSync and more text that is long", ClientClass::Unclassified),
+            (
+                "Exchange ActiveSync and more text that is long",
+                ClientClass::Unclassified,
+            ),
         ];
         for (value, want) in cases {
             assert_eq!(classify(value), *want, "{value:?}");

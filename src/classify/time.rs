@@ -66,7 +66,29 @@ impl Cur<'_> {
     }
 }
 
-fn to_ns(y: i64, mo: u32, d: u32, h: u32, mi: u32, s: u32, frac: i64, off_s: i64) -> Option<i64> {
+/// A civil date-time and its offset from UTC, as parsed.
+struct Civil {
+    y: i64,
+    mo: u32,
+    d: u32,
+    h: u32,
+    mi: u32,
+    s: u32,
+    frac: i64,
+    off_s: i64,
+}
+
+fn to_ns(c: Civil) -> Option<i64> {
+    let Civil {
+        y,
+        mo,
+        d,
+        h,
+        mi,
+        s,
+        frac,
+        off_s,
+    } = c;
     if !(1..=12).contains(&mo) || d == 0 || d > days_in_month(y, mo) || h > 23 || mi > 59 || s > 60
     {
         return None;
@@ -139,7 +161,16 @@ pub fn parse(text: &str) -> Option<i64> {
     if c.i != t.len() {
         return None;
     }
-    to_ns(i64::from(y), mo, d, h, mi, s, frac, off)
+    to_ns(Civil {
+        y: i64::from(y),
+        mo,
+        d,
+        h,
+        mi,
+        s,
+        frac,
+        off_s: off,
+    })
 }
 
 fn parse_us(t: &[u8]) -> Option<i64> {
@@ -184,7 +215,16 @@ fn parse_us(t: &[u8]) -> Option<i64> {
     } else if !rest.is_empty() {
         return None;
     }
-    to_ns(i64::from(y), mo, d, h, mi, s, 0, 0)
+    to_ns(Civil {
+        y: i64::from(y),
+        mo,
+        d,
+        h,
+        mi,
+        s,
+        frac: 0,
+        off_s: 0,
+    })
 }
 
 /// RFC 3339 in UTC, fraction digits as needed (none, or up to 9 without trailing zeros).
@@ -218,9 +258,18 @@ mod tests {
         let cases: &[(&str, Option<i64>)] = &[
             ("2022-01-24T05:10:08Z", Some(base)),
             ("2022-01-24T05:10:08.6816663Z", Some(base + 681_666_300)),
-            ("2022-01-24T05:10:08.6816663+00:00", Some(base + 681_666_300)),
-            ("2022-01-24T05:10:08.681666312+00:00", Some(base + 681_666_312)),
-            ("2022-01-24T05:10:08.6816663123456Z", Some(base + 681_666_312)),
+            (
+                "2022-01-24T05:10:08.6816663+00:00",
+                Some(base + 681_666_300),
+            ),
+            (
+                "2022-01-24T05:10:08.681666312+00:00",
+                Some(base + 681_666_312),
+            ),
+            (
+                "2022-01-24T05:10:08.6816663123456Z",
+                Some(base + 681_666_312),
+            ),
             ("2022-01-24T00:10:08.5-05:00", Some(base + 500_000_000)),
             ("2022-01-24T10:40:08+0530", Some(base)),
             ("2022-01-24T05:10:08", Some(base)),

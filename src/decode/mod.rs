@@ -345,7 +345,8 @@ mod tests {
         let graph = r#"{"@odata.context":"x","value":[{"id":"g","createdDateTime":"2026-01-01T00:00:00Z"}]}"#;
         let la = r#"{"Id":"l","CreatedDateTime":"2026-01-01T00:00:00Z","Type":"SigninLogs"}"#;
         let pretty = format!("[\n  {REC},\n  {REC}\n]\n");
-        let cases: Vec<(String, usize, Vec<(&str, u64)>)> = vec![
+        type Case = (String, usize, Vec<(&'static str, u64)>);
+        let cases: Vec<Case> = vec![
             (REC.to_string(), 1, vec![]),
             (format!("{REC}\n{REC}\n"), 2, vec![]),
             (format!("{REC}\r\n\r\n  \n{REC}"), 2, vec![]),
@@ -354,16 +355,44 @@ mod tests {
             (graph.to_string(), 1, vec![]),
             (la.to_string(), 1, vec![]),
             (pretty.clone(), 2, vec![]),
-            (format!("[{REC}, 1, {{}}, [], \"x\"]"), 1, vec![("not_a_record", 4)]),
-            (r#"{"records":[{"properties":5}]}"#.into(), 0, vec![("not_a_record", 1)]),
+            (
+                format!("[{REC}, 1, {{}}, [], \"x\"]"),
+                1,
+                vec![("not_a_record", 4)],
+            ),
+            (
+                r#"{"records":[{"properties":5}]}"#.into(),
+                0,
+                vec![("not_a_record", 1)],
+            ),
             ("{}".into(), 0, vec![("not_a_record", 1)]),
-            (format!("{REC}\n42\n\"s\"\nnull\n{REC}"), 2, vec![("scalar_document", 3)]),
-            (format!("{REC}\n{{\"records\":[{REC},\n{REC}"), 2, vec![("truncated", 1)]),
+            (
+                format!("{REC}\n42\n\"s\"\nnull\n{REC}"),
+                2,
+                vec![("scalar_document", 3)],
+            ),
+            (
+                format!("{REC}\n{{\"records\":[{REC},\n{REC}"),
+                2,
+                vec![("truncated", 1)],
+            ),
             (format!("{REC}\nnot json\n{REC}"), 2, vec![("not_json", 1)]),
             (format!("garbage\n{REC}\n"), 1, vec![("not_json", 1)]),
-            (format!("{}", &pretty[..pretty.len() - 4]), 0, vec![("truncated", 1)]),
-            (format!("{}\n{REC}", "[".repeat(200_000)), 1, vec![("too_deep", 1)]),
-            (format!("{REC}\n{{\"a\":\"\u{0}\"}}\n"), 1, vec![("not_json", 1)]),
+            (
+                pretty[..pretty.len() - 4].to_string(),
+                0,
+                vec![("truncated", 1)],
+            ),
+            (
+                format!("{}\n{REC}", "[".repeat(200_000)),
+                1,
+                vec![("too_deep", 1)],
+            ),
+            (
+                format!("{REC}\n{{\"a\":\"\u{0}\"}}\n"),
+                1,
+                vec![("not_json", 1)],
+            ),
             ("[]".into(), 0, vec![]),
             (r#"{"records":[]}"#.into(), 0, vec![]),
             ("\n\n  \r\n".into(), 0, vec![]),
@@ -409,7 +438,10 @@ mod tests {
         let f = out.records[0];
         assert_eq!(f.shape, Shape::LogAnalytics);
         assert_eq!(f.status_code, Some(50126));
-        assert_eq!(f.la_type.unwrap().value(), "AADNonInteractiveUserSignInLogs");
+        assert_eq!(
+            f.la_type.unwrap().value(),
+            "AADNonInteractiveUserSignInLogs"
+        );
         assert_eq!(f.ip.unwrap().value(), "::1");
     }
 }

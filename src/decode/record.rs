@@ -164,11 +164,17 @@ fn event_types(s: &mut Scanner<'_, '_>, depth: usize) -> Result<u8> {
 }
 
 /// Walks one object's members into `m`. `top` allows descending into `properties`.
-fn members<'a>(s: &mut Scanner<'a, '_>, depth: usize, top: bool, m: &mut Members<'a>) -> Result<()> {
+fn members<'a>(
+    s: &mut Scanner<'a, '_>,
+    depth: usize,
+    top: bool,
+    m: &mut Members<'a>,
+) -> Result<()> {
     s.object(depth, |s, key, d| member_value(s, key, d, top, m))
 }
 
 /// What an item turned out to be.
+#[allow(clippy::large_enum_variant)] // Built once per record and consumed at once.
 pub enum Item<'a> {
     Record(Fields<'a>),
     NotARecord,

@@ -51,7 +51,10 @@ pub fn render(r: &Report) -> String {
         let _ = writeln!(o, "Event time: {f} .. {t}");
     }
     if let Some(from) = &r.window.from {
-        let _ = writeln!(o, "Legacy figures cover events from {from} on (--retention).");
+        let _ = writeln!(
+            o,
+            "Legacy figures cover events from {from} on (--retention)."
+        );
     }
     let unique: u64 = i.by_category.values().sum();
     let _ = writeln!(
@@ -108,7 +111,14 @@ pub fn render(r: &Report) -> String {
         let _ = writeln!(
             o,
             "{:<44} {:>8} {:>8} {:>8} {:>8}  {}",
-            cut(if u.user.is_empty() { "(no user)" } else { &u.user }, 44),
+            cut(
+                if u.user.is_empty() {
+                    "(no user)"
+                } else {
+                    &u.user
+                },
+                44
+            ),
             u.total,
             u.success,
             u.blocked,

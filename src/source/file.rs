@@ -160,7 +160,10 @@ pub fn open(spec: &InputSpec) -> Result<Opened, SourceError> {
             if meta.len() == 0 || !meta.is_file() {
                 // Empty files cannot be mapped; pipes and devices are read instead.
                 let mut v = Vec::new();
-                File::open(p).map_err(err)?.read_to_end(&mut v).map_err(err)?;
+                File::open(p)
+                    .map_err(err)?
+                    .read_to_end(&mut v)
+                    .map_err(err)?;
                 return Ok(Opened::Mapped(Arc::new(Bytes::Owned(v))));
             }
             // SAFETY: the map is read-only; a file truncated under us while mapped is the
@@ -229,27 +232,28 @@ pub fn split_stream(mut r: Box<dyn BufRead + Send>, name: &str, mut emit: impl F
     let mut buf: Vec<u8> = Vec::with_capacity(CHUNK_BYTES * 2);
     let mut eof = false;
     let mut broken: Option<io::Error> = None;
-    let mut fill = |buf: &mut Vec<u8>, extra: usize, eof: &mut bool, broken: &mut Option<io::Error>| {
-        let want = buf.len() + extra;
-        while !*eof && buf.len() < want {
-            let avail = match r.fill_buf() {
-                Ok(a) => a,
-                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
-                Err(e) => {
-                    *broken = Some(e);
+    let mut fill =
+        |buf: &mut Vec<u8>, extra: usize, eof: &mut bool, broken: &mut Option<io::Error>| {
+            let want = buf.len() + extra;
+            while !*eof && buf.len() < want {
+                let avail = match r.fill_buf() {
+                    Ok(a) => a,
+                    Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+                    Err(e) => {
+                        *broken = Some(e);
+                        *eof = true;
+                        break;
+                    }
+                };
+                if avail.is_empty() {
                     *eof = true;
                     break;
                 }
-            };
-            if avail.is_empty() {
-                *eof = true;
-                break;
+                let n = avail.len().min(want - buf.len());
+                buf.extend_from_slice(&avail[..n]);
+                r.consume(n);
             }
-            let n = avail.len().min(want - buf.len());
-            buf.extend_from_slice(&avail[..n]);
-            r.consume(n);
-        }
-    };
+        };
 
     // Read until the first non-blank line is complete, to choose the framing.
     loop {
@@ -302,7 +306,10 @@ pub fn split_stream(mut r: Box<dyn BufRead + Send>, name: &str, mut emit: impl F
             if buf.len() > MAX_LINE_BYTES && !skipping {
                 emit(Work::Invalid(
                     decode::Invalid::TooLarge,
-                    format!("{name}: a line longer than {} MiB was skipped", MAX_LINE_BYTES >> 20),
+                    format!(
+                        "{name}: a line longer than {} MiB was skipped",
+                        MAX_LINE_BYTES >> 20
+                    ),
                 ));
                 skipping = true;
                 buf.clear();

@@ -193,7 +193,12 @@ impl Store {
 
     /// Adds one batch: per-bucket totals of every unique sign-in and the legacy events.
     /// `newest` is the newest event time of the batch.
-    pub fn insert_batch(&self, totals: &FxHashMap<i64, Totals>, legacy: &[LegacyEvent], newest: i64) {
+    pub fn insert_batch(
+        &self,
+        totals: &FxHashMap<i64, Totals>,
+        legacy: &[LegacyEvent],
+        newest: i64,
+    ) {
         self.watermark.fetch_max(newest, Ordering::Relaxed);
         let horizon = self.horizon();
         let late = |b: i64| horizon.is_some_and(|h| b < h);
@@ -247,7 +252,9 @@ impl Store {
                 };
                 let (k, r) = shard.drop_bucket(oldest);
                 self.evictions.capacity_keys.fetch_add(k, Ordering::Relaxed);
-                self.evictions.capacity_records.fetch_add(r, Ordering::Relaxed);
+                self.evictions
+                    .capacity_records
+                    .fetch_add(r, Ordering::Relaxed);
                 swept = true;
             }
             if swept {

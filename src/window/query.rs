@@ -85,6 +85,9 @@ impl Window {
     };
 }
 
+/// Counts, users and IPs of one protocol.
+type ProtocolAgg = (OutcomeCounts, FxHashSet<Arc<str>>, FxHashSet<Arc<str>>);
+
 #[derive(Default)]
 struct UserAgg {
     counts: OutcomeCounts,
@@ -135,8 +138,7 @@ impl Store {
     pub fn legacy_summary(&self, w: Window, top: usize) -> LegacySummary {
         let range = self.bucket_range(w);
         let mut counts = OutcomeCounts::default();
-        let mut protos: [(OutcomeCounts, FxHashSet<Arc<str>>, FxHashSet<Arc<str>>); Protocol::COUNT] =
-            Default::default();
+        let mut protos: [ProtocolAgg; Protocol::COUNT] = Default::default();
         let mut users: FxHashMap<Arc<str>, UserAgg> = FxHashMap::default();
         let mut ips: FxHashMap<Arc<str>, IpAgg> = FxHashMap::default();
         let mut clients: FxHashMap<Arc<str>, u64> = FxHashMap::default();
@@ -276,7 +278,7 @@ mod tests {
         let mut rev = events();
         rev.reverse();
         for e in rev {
-            b.insert_batch(&FxHashMap::default(), &[e.clone()], e.time);
+            b.insert_batch(&FxHashMap::default(), std::slice::from_ref(&e), e.time);
         }
         let sa = a.legacy_summary(Window::ALL, 10);
         assert_eq!(sa, b.legacy_summary(Window::ALL, 10));
