@@ -1,1 +1,180 @@
-fn main(){}
+//! Criterion benches per stage, over synthetic Event Hubs records (NDJSON, about 7 KB each).
+//!
+//! `cargo bench --bench stages` runs them; figures go to benches/README.md with the machine.
+//! The `parsers` group compares the decode stage with simd-json and sonic-rs on the same lines
+//! and the same job: find the fields the engine needs.
+
+use std::hint::black_box;
+
+use clap::Parser;
+use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion, Throughput};
+
+use signin_radar::classify;
+use signin_radar::decode::{self, json, Decoded};
+use signin_radar::engine::{Engine, EngineConfig};
+use signin_radar::synth::SynthArgs;
+
+#[derive(Parser)]
+struct Wrap {
+    #[command(flatten)]
+    synth: SynthArgs,
+}
+
+/// 5,000 records of NDJSON from the built-in generator (seeded, so every run sees the same).
+fn data() -> Vec<u8> {
+    let w = Wrap::parse_from([
+        "synth",
+        "--records",
+        "5000",
+        "--users",
+        "20000",
+        "--seed",
+        "7",
+        "--format",
+        "ndjson",
+    ]);
+    let mut out = Vec::new();
+    signin_radar::synth::write(&w.synth, &mut out).expect("synth writes to memory");
+    out
+}
+
+fn lines(data: &[u8]) -> Vec<&[u8]> {
+    data.split(|&b| b == b'\n')
+        .filter(|l| !l.is_empty())
+        .collect()
+}
+
+fn stages(c: &mut Criterion) {
+    let data = data();
+    let mut g = c.benchmark_group("stages");
+    g.throughput(Throughput::Bytes(data.len() as u64));
+    g.sample_size(20);
+    g.bench_function("utf8_validate", |b| {
+        b.iter(|| simdutf8::basic::from_utf8(black_box(&data)).is_ok())
+    });
+    g.bench_function("split_lines", |b| {
+        b.iter(|| memchr::memchr_iter(b'\n', black_box(&data)).count())
+    });
+    g.bench_function("index_stage1", |b| {
+        let mut idx = json::Index::default();
+        let ls = lines(&data);
+        b.iter(|| {
+            for l in &ls {
+                json::index(l, &mut idx).expect("valid");
+            }
+        })
+    });
+    g.bench_function("decode", |b| {
+        b.iter(|| {
+            let mut d = Decoded::default();
+            decode::decode_lines(black_box(&data), &mut d);
+            d.records.len()
+        })
+    });
+    g.bench_function("decode_classify", |b| {
+        b.iter(|| {
+            let mut d = Decoded::default();
+            decode::decode_lines(black_box(&data), &mut d);
+            d.records
+                .iter()
+                .filter(|f| classify::classify(f).is_ok_and(|s| s.legacy().is_some()))
+                .count()
+        })
+    });
+    g.bench_function("engine_end_to_end", |b| {
+        b.iter(|| {
+            let e = Engine::new(EngineConfig::default());
+            e.ingest_lines(black_box(&data));
+            e.stats().records
+        })
+    });
+    g.finish();
+}
+
+fn parsers(c: &mut Criterion) {
+    let data = data();
+    let ls = lines(&data);
+    let mut g = c.benchmark_group("parsers");
+    g.throughput(Throughput::Bytes(data.len() as u64));
+    g.sample_size(10);
+    g.bench_function(BenchmarkId::new("signin-radar", "on-demand"), |b| {
+        b.iter(|| {
+            let mut d = Decoded::default();
+            decode::decode_lines(black_box(&data), &mut d);
+            d.records.len()
+        })
+    });
+    g.bench_function(BenchmarkId::new("simd-json", "borrowed-dom"), |b| {
+        let mut buf = Vec::new();
+        b.iter(|| {
+            let mut n = 0;
+            for l in &ls {
+                // simd-json parses in place: the copy is part of its cost.
+                buf.clear();
+                buf.extend_from_slice(l);
+                if let Ok(v) = simd_json::to_borrowed_value(&mut buf) {
+                    use simd_json::prelude::*;
+                    let p = v.get("properties");
+                    n += usize::from(p.and_then(|p| p.get("clientAppUsed")).is_some());
+                    n += usize::from(p.and_then(|p| p.get("userPrincipalName")).is_some());
+                }
+            }
+            n
+        })
+    });
+    g.bench_function(BenchmarkId::new("simd-json", "tape"), |b| {
+        let mut buf = Vec::new();
+        b.iter(|| {
+            let mut n = 0;
+            for l in &ls {
+                buf.clear();
+                buf.extend_from_slice(l);
+                n += usize::from(simd_json::to_tape(&mut buf).is_ok());
+            }
+            n
+        })
+    });
+    g.bench_function(BenchmarkId::new("sonic-rs", "get_many"), |b| {
+        let mut tree = sonic_rs::PointerTree::new();
+        for p in [
+            "id",
+            "createdDateTime",
+            "userPrincipalName",
+            "ipAddress",
+            "clientAppUsed",
+            "userAgent",
+        ] {
+            tree.add_path(["properties", p]);
+        }
+        tree.add_path(["category"]);
+        b.iter(|| {
+            let mut n = 0;
+            for l in &ls {
+                n += sonic_rs::get_many(*l, &tree).map_or(0, |v| v.len());
+            }
+            n
+        })
+    });
+    g.bench_function(BenchmarkId::new("sonic-rs", "dom"), |b| {
+        b.iter(|| {
+            let mut n = 0;
+            for l in &ls {
+                n += usize::from(sonic_rs::from_slice::<sonic_rs::Value>(l).is_ok());
+            }
+            n
+        })
+    });
+    g.bench_function(BenchmarkId::new("serde_json", "ignored"), |b| {
+        b.iter(|| {
+            let mut n = 0;
+            for l in &ls {
+                n += usize::from(serde_json::from_slice::<serde::de::IgnoredAny>(l).is_ok());
+            }
+            n
+        })
+    });
+    g.finish();
+}
+
+criterion_group!(benches, stages, parsers);
+criterion_main!(benches);

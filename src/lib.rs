@@ -11,4 +11,5 @@ pub mod model;
 pub mod replay;
 pub mod report;
 pub mod source;
+pub mod synth;
 pub mod window;

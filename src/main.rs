@@ -30,6 +30,8 @@ struct Cli {
 enum Command {
     /// Read exported sign-in logs and print an assessment report.
     Replay(ReplayArgs),
+    /// Write realistic synthetic sign-in logs of a tenant (seeded) to stdout.
+    Synth(signin_radar::synth::SynthArgs),
 }
 
 #[derive(Clone, Copy, ValueEnum)]
@@ -107,10 +109,21 @@ fn replay_cmd(a: ReplayArgs) -> anyhow::Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
+fn synth_cmd(a: signin_radar::synth::SynthArgs) -> anyhow::Result<ExitCode> {
+    let stdout = std::io::stdout();
+    let mut out = std::io::BufWriter::with_capacity(1 << 20, stdout.lock());
+    match signin_radar::synth::write(&a, &mut out).and_then(|_| out.flush()) {
+        Ok(()) => Ok(ExitCode::SUCCESS),
+        Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => Ok(ExitCode::SUCCESS),
+        Err(e) => Err(e.into()),
+    }
+}
+
 fn main() -> ExitCode {
     let cli = Cli::parse();
     let res = match cli.command {
         Command::Replay(a) => replay_cmd(a),
+        Command::Synth(a) => synth_cmd(a),
     };
     match res {
         Ok(code) => code,
