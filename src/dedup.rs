@@ -1,10 +1,11 @@
 //! Drops records whose sign-in `id` was already seen.
 //!
-//! Ids live in 64 shards, each a map from event hour to the ids of that hour, so a batch locks
-//! each shard it touches once. A duplicate carries its original's `createdDateTime`, so ids
-//! can be forgotten by event time: the horizon is the windows' retention (everything in
-//! `replay` unless `--retention` is given), and at most `capacity` ids are kept; past it the
-//! oldest event hours are forgotten first and counted in [`Dedup::evicted`].
+//! Ids live in 64 shards, each a set of ids plus, per event hour of first sighting, the ids
+//! first seen in that hour, so a batch locks each shard it touches once. A duplicate is found
+//! whatever its own event time. Ids are forgotten by the event hour they were first seen in:
+//! the horizon is the windows' retention (everything in `replay` unless `--retention` is
+//! given), and at most `capacity` ids are kept; past it the oldest hours are forgotten first
+//! and counted in [`Dedup::evicted`].
 
 use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -15,13 +16,25 @@ use rustc_hash::FxHashSet;
 const SHARDS: usize = 64;
 const HOUR_NS: i64 = 3_600 * 1_000_000_000;
 
-/// Default number of ids remembered (about 40 bytes each).
+/// Default number of ids remembered (about 50 bytes each).
 pub const DEFAULT_CAPACITY: usize = 50_000_000;
 
 #[derive(Default)]
 struct Shard {
-    by_hour: BTreeMap<i64, FxHashSet<u128>>,
-    len: usize,
+    ids: FxHashSet<u128>,
+    /// Ids by the event hour they were first seen in, for forgetting.
+    by_hour: BTreeMap<i64, Vec<u128>>,
+}
+
+impl Shard {
+    /// Forgets the oldest hour; returns how many ids it held.
+    fn forget_oldest(&mut self) -> Option<usize> {
+        let (_, ids) = self.by_hour.pop_first()?;
+        for id in &ids {
+            self.ids.remove(id);
+        }
+        Some(ids.len())
+    }
 }
 
 pub struct Dedup {
@@ -68,19 +81,18 @@ impl Dedup {
             let mut shard = self.shards[group[0].0 as usize].lock();
             for &(_, i) in group {
                 let p = &mut probes[i as usize];
-                let hour = p.time.div_euclid(HOUR_NS);
-                let inserted = shard.by_hour.entry(hour).or_default().insert(p.id);
+                let inserted = shard.ids.insert(p.id);
                 p.duplicate = !inserted;
                 if inserted {
-                    shard.len += 1;
+                    let hour = p.time.div_euclid(HOUR_NS);
+                    shard.by_hour.entry(hour).or_default().push(p.id);
                 }
             }
-            while shard.len > self.per_shard {
-                let Some((_, ids)) = shard.by_hour.pop_first() else {
-                    break;
-                };
-                shard.len -= ids.len();
-                evicted += ids.len() as u64;
+            while shard.ids.len() > self.per_shard {
+                match shard.forget_oldest() {
+                    Some(n) => evicted += n as u64,
+                    None => break,
+                }
             }
         }
         if evicted > 0 {
@@ -93,12 +105,8 @@ impl Dedup {
         let hour = t.div_euclid(HOUR_NS);
         for s in self.shards.iter() {
             let mut s = s.lock();
-            while let Some(entry) = s.by_hour.first_entry() {
-                if *entry.key() >= hour {
-                    break;
-                }
-                let n = entry.remove().len();
-                s.len -= n;
+            while s.by_hour.first_key_value().is_some_and(|(h, _)| *h < hour) {
+                s.forget_oldest();
             }
         }
     }
@@ -110,7 +118,7 @@ impl Dedup {
 
     /// Ids remembered now.
     pub fn len(&self) -> usize {
-        self.shards.iter().map(|s| s.lock().len).sum()
+        self.shards.iter().map(|s| s.lock().ids.len()).sum()
     }
 
     pub fn is_empty(&self) -> bool {
@@ -163,6 +171,17 @@ mod tests {
         let mut b = probes(&[(id, 0)]);
         d.check_batch(&mut b);
         assert!(!b[0].duplicate, "forgotten id is new again");
+    }
+
+    #[test]
+    fn the_same_id_at_another_time_is_a_duplicate() {
+        let d = Dedup::new(1000);
+        let mut a = probes(&[(9, 0), (9, 5 * HOUR_NS), (9, -HOUR_NS)]);
+        d.check_batch(&mut a);
+        assert_eq!(
+            a.iter().map(|p| p.duplicate).collect::<Vec<_>>(),
+            [false, true, true]
+        );
     }
 
     #[test]

@@ -342,12 +342,21 @@ fn index_impl(buf: &[u8], idx: &mut Index, block_masks: impl Fn(&[u8; 64]) -> Ma
         let quote = m.quote & !escaped;
         let in_string = prefix_xor(quote) ^ prev_in_string;
         prev_in_string = ((in_string as i64) >> 63) as u64;
-        if m.ctrl & in_string != 0 {
-            return Err(JsonError::Syntax);
+        // Byte-level errors end the scan; the tokens before them are kept so that the caller
+        // can tell which problem a left-to-right reading meets first (see `first_error`).
+        let mut error: Option<(u64, JsonError)> = None;
+        let bad_ctrl = m.ctrl & in_string;
+        if bad_ctrl != 0 {
+            error = Some((bad_ctrl.trailing_zeros() as u64, JsonError::Syntax));
         }
         let string_escapes = escaped & in_string;
         if string_escapes != 0 {
-            check_escapes(buf, base, string_escapes)?;
+            if let Err((p, e)) = check_escapes(buf, base, string_escapes) {
+                let p = (p - base) as u64;
+                if error.is_none_or(|(q, _)| p < q) {
+                    error = Some((p, e));
+                }
+            }
             let mut e = string_escapes;
             while e != 0 {
                 idx.escapes
@@ -361,6 +370,9 @@ fn index_impl(buf: &[u8], idx: &mut Index, block_masks: impl Fn(&[u8; 64]) -> Ma
         let scalar_start = scalar & !((scalar << 1) | prev_scalar);
         prev_scalar = scalar >> 63;
         let mut tokens = structural | quote | scalar_start;
+        if let Some((p, _)) = error {
+            tokens &= (1u64 << p) - 1;
+        }
         out.reserve(64);
         let len = out.len();
         let dst = out.spare_capacity_mut().as_mut_ptr();
@@ -373,12 +385,28 @@ fn index_impl(buf: &[u8], idx: &mut Index, block_masks: impl Fn(&[u8; 64]) -> Ma
         }
         // SAFETY: the first `n` spare slots were just written.
         unsafe { out.set_len(len + n) };
+        if let Some((_, e)) = error {
+            return Err(e);
+        }
         base += 64;
     }
     if prev_in_string != 0 {
         return Err(JsonError::Truncated);
     }
     Ok(())
+}
+
+/// The problem a strict left-to-right reading of `text` meets first, given that [`index`]
+/// failed with `stage_one`: a grammar error or excess depth among the tokens before the
+/// byte-level error wins over it.
+pub fn first_error(text: &str, idx: &Index, stage_one: JsonError) -> JsonError {
+    let mut s = Scanner::new(text, idx);
+    match s.skip(0) {
+        Err(e @ (JsonError::Syntax | JsonError::TooDeep)) => e,
+        // Everything before the error reads well, or ran out where the error starts.
+        Ok(()) if !s.at_end() => JsonError::Syntax,
+        _ => stage_one,
+    }
 }
 
 /// Tokens of one unit, from [`index`]; reuse one across units to save allocations.
@@ -393,19 +421,24 @@ pub struct Index {
 
 /// Checks the characters after backslashes inside strings (bits of `escaped`, block at `base`).
 #[cold]
-fn check_escapes(buf: &[u8], base: usize, mut escaped: u64) -> Result<()> {
+fn check_escapes(
+    buf: &[u8],
+    base: usize,
+    mut escaped: u64,
+) -> std::result::Result<(), (usize, JsonError)> {
     while escaped != 0 {
         let p = base + escaped.trailing_zeros() as usize;
         escaped &= escaped - 1;
+        let fail = |e| Err((p, e));
         match buf.get(p) {
             Some(b'"' | b'\\' | b'/' | b'b' | b'f' | b'n' | b'r' | b't') => {}
             Some(b'u') => {
                 let digits = buf.get(p + 1..p + 5);
                 match digits {
                     Some(d) if d.iter().all(u8::is_ascii_hexdigit) => {}
-                    Some(_) => return Err(JsonError::Syntax),
+                    Some(_) => return fail(JsonError::Syntax),
                     None => {
-                        return Err(if buf[p + 1..].iter().all(u8::is_ascii_hexdigit) {
+                        return fail(if buf[p + 1..].iter().all(u8::is_ascii_hexdigit) {
                             JsonError::Truncated
                         } else {
                             JsonError::Syntax
@@ -414,8 +447,8 @@ fn check_escapes(buf: &[u8], base: usize, mut escaped: u64) -> Result<()> {
                 }
             }
             // Past the end: the string is unterminated.
-            None => return Err(JsonError::Truncated),
-            Some(_) => return Err(JsonError::Syntax),
+            None => return fail(JsonError::Truncated),
+            Some(_) => return fail(JsonError::Syntax),
         }
     }
     Ok(())
@@ -780,8 +813,10 @@ mod tests {
 
     fn validate(s: &[u8]) -> Result<()> {
         let mut idx = Index::default();
-        index(s, &mut idx)?;
         let text = std::str::from_utf8(s).map_err(|_| JsonError::Syntax)?;
+        if let Err(e) = index(s, &mut idx) {
+            return Err(first_error(text, &idx, e));
+        }
         let mut sc = Scanner::new(text, &idx);
         sc.skip(0)?;
         if sc.at_end() {
@@ -830,6 +865,13 @@ mod tests {
             (b"[1 2]", Err(Syntax)),
             (b"{\"a\" 1}", Err(Syntax)),
             (b"[1\x0c2]", Err(Syntax)),
+            // The first problem from the left wins over a later byte-level one.
+            (b"{\"a\" x \"b", Err(Syntax)),
+            (b"[1 2, \"abc", Err(Syntax)),
+            (b"[1, \"a\x01\"", Err(Syntax)),
+            (b"[1, \"a\\u00", Err(Truncated)),
+            (b"[1; \"a\\u00", Err(Syntax)),
+            (b"{\"a\":\"b\x01\"}", Err(Syntax)),
             (b"{\"a\"\x1a1}", Err(Syntax)),
             (b"[1,\x0b2]", Err(Syntax)),
             (b"\xa0[]", Err(Syntax)),

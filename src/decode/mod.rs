@@ -185,7 +185,7 @@ fn decode_utf8_unit<'a>(unit: &'a str, out: &mut Decoded<'a>) {
     let mut staged = InvalidCounts::default();
     let mut index = std::mem::take(&mut out.index);
     let res = json::index(unit.as_bytes(), &mut index)
-        .map_err(Invalid::from_json)
+        .map_err(|e| Invalid::from_json(json::first_error(unit, &index, e)))
         .and_then(|_| scan_document(unit, &index, &mut out.records, &mut staged));
     out.index = index;
     match res {

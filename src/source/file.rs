@@ -262,6 +262,10 @@ pub fn split_stream(mut r: Box<dyn BufRead + Send>, name: &str, mut emit: impl F
             break;
         }
     }
+    // A leading byte order mark belongs to neither framing.
+    if buf.starts_with(b"\xEF\xBB\xBF") {
+        buf.drain(..3);
+    }
     if decode::detect_framing(&buf) == Framing::Document {
         while !eof && buf.len() <= MAX_STREAM_DOCUMENT {
             fill(&mut buf, CHUNK_BYTES * 4, &mut eof, &mut broken);
