@@ -1,0 +1,14 @@
+//! Integration tests for `signin-radar`: one test binary, one module per concern.
+//!
+//! - `support`: running the binary, temp files, report comparison.
+//! - `reference`: an independent, slow reference model of the report (straight from the rules),
+//!   and the tests that compare the binary to it.
+//! - `bad_input`: malformed input, case by case, with exact expected counts.
+//! - `corpus`: hand-checked expectations on `../shared/corpus/public`.
+//! - `cli`: arguments, exit codes, `--top`, `--format table`, `--retention`.
+
+mod bad_input;
+mod cli;
+mod corpus;
+mod reference;
+mod support;
