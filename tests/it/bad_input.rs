@@ -184,7 +184,7 @@ fn cases() -> Vec<Case> {
         c("a cut pretty-printed download is one invalid unit (D1)", {
             let items: Value = serde_json::from_str(&format!("[{r1},{r2}]")).expect("records are JSON");
             let pretty = serde_json::to_string_pretty(&items).expect("serialises");
-            pretty[..pretty.len() - 10].as_bytes().to_vec()
+            pretty.as_bytes()[..pretty.len() - 10].to_vec()
         }, 0, &[("truncated", 1)]),
         c("a pretty-printed array whose last item sits on one line falls back to lines (D1)", format!("[\n  {r1},\n  {r2}\n").into_bytes(), 1, &[("not_json", 1), ("truncated", 1)]),
         c("pretty-printed envelope cut short", pretty(&json!({"records": [Diag::new("t-1").value(), Diag::new("t-2").value()]}))[..600].to_vec(), 0, &[("truncated", 1)]),
