@@ -373,15 +373,23 @@ fn index_impl(buf: &[u8], idx: &mut Index, block_masks: impl Fn(&[u8; 64]) -> Ma
         if let Some((p, _)) = error {
             tokens &= (1u64 << p) - 1;
         }
+        // simdjson's flattening: write positions eight at a time without a data-dependent loop
+        // exit (the slots past the count are scratch), which keeps branch mispredictions low.
+        let n = tokens.count_ones() as usize;
         out.reserve(64);
         let len = out.len();
         let dst = out.spare_capacity_mut().as_mut_ptr();
-        let mut n = 0;
-        while tokens != 0 {
-            // SAFETY: at most 64 tokens per block and 64 spare slots were reserved.
-            unsafe { (*dst.add(n)).write((base + tokens.trailing_zeros() as usize) as u32) };
-            n += 1;
-            tokens &= tokens - 1;
+        let base32 = base as u32;
+        let mut k = 0;
+        while k < n {
+            for j in 0..8 {
+                // SAFETY: k + j < 64 and 64 spare slots were reserved; slots written past `n`
+                // are never exposed (set_len below covers `n` only). `base` fits in u32 as
+                // the buffer length was checked.
+                unsafe { (*dst.add(k + j)).write(base32.wrapping_add(tokens.trailing_zeros())) };
+                tokens &= tokens.wrapping_sub(1);
+            }
+            k += 8;
         }
         // SAFETY: the first `n` spare slots were just written.
         unsafe { out.set_len(len + n) };

@@ -243,23 +243,19 @@ fn the_table_agrees_with_the_model() {
     support::assert_no_failures("bad-input table vs reference model", &failures);
 }
 
-#[test]
-fn every_bad_input_case_from_a_file() {
+/// Runs `replay --format json` on every case, fed by `feed` (file, stdin, gzip), and checks
+/// exit 0 and the counts.
+fn run_every_case(how: &str, feed: impl Fn(&Case) -> (Vec<std::ffi::OsString>, Vec<u8>)) {
     let mut failures = Vec::new();
     for case in cases() {
-        let f = support::temp_file(&case.input);
-        let r = support::run(
-            &[
-                "replay".as_ref(),
-                "--format".as_ref(),
-                "json".as_ref(),
-                f.path().as_os_str(),
-            ],
-            b"",
-        );
+        let (inputs, stdin) = feed(&case);
+        let mut args: Vec<std::ffi::OsString> =
+            vec!["replay".into(), "--format".into(), "json".into()];
+        args.extend(inputs);
+        let r = support::run(&args, &stdin);
         if r.code != Some(0) {
             failures.push(format!(
-                "{} (file): exit {:?}, stderr: {}",
+                "{} ({how}): exit {:?}, stderr: {}",
                 case.name,
                 r.code,
                 r.stderr.trim()
@@ -267,70 +263,40 @@ fn every_bad_input_case_from_a_file() {
             continue;
         }
         match serde_json::from_slice::<Value>(&r.stdout) {
-            Ok(report) => failures.extend(check(&case, &report, "file")),
-            Err(e) => failures.push(format!("{} (file): stdout is not JSON: {e}", case.name)),
+            Ok(report) => failures.extend(check(&case, &report, how)),
+            Err(e) => failures.push(format!("{} ({how}): stdout is not JSON: {e}", case.name)),
         }
     }
-    support::assert_no_failures("bad input from files", &failures);
+    support::assert_no_failures(&format!("bad input, {how}"), &failures);
+}
+
+#[test]
+fn every_bad_input_case_from_a_file() {
+    let files = std::cell::RefCell::new(Vec::new());
+    run_every_case("file", |case| {
+        let f = support::temp_file(&case.input);
+        let path = f.path().as_os_str().to_owned();
+        files.borrow_mut().push(f);
+        (vec![path], Vec::new())
+    });
 }
 
 #[test]
 fn every_bad_input_case_on_stdin() {
-    let mut failures = Vec::new();
-    for case in cases() {
-        let r = support::run(&["replay", "--format", "json", "-"], &case.input);
-        if r.code != Some(0) {
-            failures.push(format!(
-                "{} (stdin): exit {:?}, stderr: {}",
-                case.name,
-                r.code,
-                r.stderr.trim()
-            ));
-            continue;
-        }
-        match serde_json::from_slice::<Value>(&r.stdout) {
-            Ok(report) => failures.extend(check(&case, &report, "stdin")),
-            Err(e) => failures.push(format!("{} (stdin): stdout is not JSON: {e}", case.name)),
-        }
-    }
-    support::assert_no_failures("bad input on stdin", &failures);
+    run_every_case("stdin", |case| (vec!["-".into()], case.input.clone()));
 }
 
 /// Every case gzip-compressed: the framing rules (BOM, blank lines, one document or NDJSON)
 /// apply to the decompressed bytes.
 #[test]
 fn every_bad_input_case_gzipped() {
-    let mut failures = Vec::new();
-    for case in cases() {
-        let gz = support::gzip(&case.input);
-        let f = support::temp_file(&gz);
-        let r = support::run(
-            &[
-                "replay".as_ref(),
-                "--format".as_ref(),
-                "json".as_ref(),
-                f.path().as_os_str(),
-            ],
-            b"",
-        );
-        if r.code != Some(0) {
-            failures.push(format!(
-                "{} (gzip file): exit {:?}, stderr: {}",
-                case.name,
-                r.code,
-                r.stderr.trim()
-            ));
-            continue;
-        }
-        match serde_json::from_slice::<Value>(&r.stdout) {
-            Ok(report) => failures.extend(check(&case, &report, "gzip file")),
-            Err(e) => failures.push(format!(
-                "{} (gzip file): stdout is not JSON: {e}",
-                case.name
-            )),
-        }
-    }
-    support::assert_no_failures("bad input, gzipped", &failures);
+    let files = std::cell::RefCell::new(Vec::new());
+    run_every_case("gzip file", |case| {
+        let f = support::temp_file(&support::gzip(&case.input));
+        let path = f.path().as_os_str().to_owned();
+        files.borrow_mut().push(f);
+        (vec![path], Vec::new())
+    });
 }
 
 /// Each case together with good files: a bad file never hides another file's records.
