@@ -137,6 +137,12 @@ struct Masks {
     ws: u64,
     op: u64,
     ctrl: u64,
+    /// `{` or `[`.
+    open: u64,
+    /// `}` or `]`.
+    close: u64,
+    /// Bit 0x20 of the byte: tells `{}` from `[]`.
+    curly: u64,
 }
 
 #[cfg(target_arch = "x86_64")]
@@ -171,8 +177,13 @@ fn block_masks(block: &[u8; 64]) -> Masks {
                 _mm_or_si128(_mm_cmpeq_epi8(v, nl), _mm_cmpeq_epi8(v, cr)),
             ));
             let folded = _mm_or_si128(v, lower);
+            let o = _mm_cmpeq_epi8(folded, open);
+            let c = _mm_cmpeq_epi8(folded, close);
+            m.open |= bits(o);
+            m.close |= bits(c);
+            m.curly |= bits(_mm_slli_epi16(v, 2));
             m.op |= bits(_mm_or_si128(
-                _mm_or_si128(_mm_cmpeq_epi8(folded, open), _mm_cmpeq_epi8(folded, close)),
+                _mm_or_si128(o, c),
                 _mm_or_si128(_mm_cmpeq_epi8(v, colon), _mm_cmpeq_epi8(v, comma)),
             ));
         }
@@ -202,8 +213,10 @@ unsafe fn block_masks_avx2(block: &[u8; 64]) -> Masks {
         1, 2, 1, 1, 1, 1, 1, 1, 1, 1, 0x3A, 0x7B, 0x2C, 0x7D, 1, 1, //
         1, 2, 1, 1, 1, 1, 1, 1, 1, 1, 0x3A, 0x7B, 0x2C, 0x7D, 1, 1,
     );
-    // Masks of one 32-byte half, as five u32.
-    let half = |k: usize| -> [u32; 5] {
+    let open = _mm256_set1_epi8(b'{' as i8);
+    let close = _mm256_set1_epi8(b'}' as i8);
+    // Masks of one 32-byte half, as u32.
+    let half = |k: usize| -> [u32; 8] {
         // SAFETY: `block` is 64 bytes and k is 0 or 1, so the load stays inside it.
         let v = _mm256_loadu_si256(block.as_ptr().add(32 * k) as *const __m256i);
         let ctrl = _mm256_cmpeq_epi8(_mm256_min_epu8(v, ctl), v);
@@ -219,6 +232,11 @@ unsafe fn block_masks_avx2(block: &[u8; 64]) -> Masks {
             _mm256_movemask_epi8(ws) as u32,
             _mm256_movemask_epi8(op) as u32,
             _mm256_movemask_epi8(ctrl) as u32,
+            _mm256_movemask_epi8(_mm256_cmpeq_epi8(_mm256_or_si256(v, lower), open)) as u32,
+            _mm256_movemask_epi8(_mm256_cmpeq_epi8(_mm256_or_si256(v, lower), close)) as u32,
+            // Bit 0x20 of each byte, moved to its top bit (16-bit lanes: no byte crosses over
+            // into another's top bit).
+            _mm256_movemask_epi8(_mm256_slli_epi16(v, 2)) as u32,
         ]
     };
     // LLVM turns `lo | hi << 32` of two movemasks into a 64 x i1 vector and lowers it byte by
@@ -231,6 +249,9 @@ unsafe fn block_masks_avx2(block: &[u8; 64]) -> Masks {
         ws: join(lo[2], hi[2]),
         op: join(lo[3], hi[3]),
         ctrl: join(lo[4], hi[4]),
+        open: join(lo[5], hi[5]),
+        close: join(lo[6], hi[6]),
+        curly: join(lo[7], hi[7]),
     }
 }
 
@@ -246,6 +267,14 @@ fn block_masks(block: &[u8; 64]) -> Masks {
             b'\t' | b'\n' | b'\r' => m.ws |= bit,
             b'{' | b'}' | b'[' | b']' | b':' | b',' => m.op |= bit,
             _ => {}
+        }
+        match b {
+            b'{' | b'[' => m.open |= bit,
+            b'}' | b']' => m.close |= bit,
+            _ => {}
+        }
+        if b & 0x20 != 0 {
+            m.curly |= bit;
         }
         if b < 0x20 {
             m.ctrl |= bit;
@@ -280,16 +309,12 @@ fn prefix_xor(mut x: u64) -> u64 {
     x
 }
 
-/// Stage one: finds every token of a unit 64 bytes at a time and checks what only bytes can
-/// tell (raw control characters and bad escapes in strings, unterminated strings). Tokens are
-/// the positions of structural characters and every unescaped quote outside and closing
-/// strings, and of the first byte of each other run (numbers, literals, garbage). Stage two
-/// ([`Scanner`]) checks the grammar over the tokens.
-pub fn index(buf: &[u8], idx: &mut Index) -> Result<()> {
+/// Which mask implementation this CPU runs: 1 = SSE2 (or portable), 2 = AVX2.
+#[inline]
+fn simd_level() -> u8 {
     #[cfg(target_arch = "x86_64")]
     {
         use std::sync::atomic::{AtomicU8, Ordering};
-        // 0 = not probed yet, 1 = SSE2 only, 2 = AVX2.
         static LEVEL: AtomicU8 = AtomicU8::new(0);
         let mut level = LEVEL.load(Ordering::Relaxed);
         if level == 0 {
@@ -300,134 +325,14 @@ pub fn index(buf: &[u8], idx: &mut Index) -> Result<()> {
             };
             LEVEL.store(level, Ordering::Relaxed);
         }
-        if level == 2 {
-            // SAFETY: the CPU has AVX2 (checked above).
-            return unsafe { index_avx2(buf, idx) };
-        }
+        level
     }
-    index_impl(buf, idx, block_masks)
+    #[cfg(not(target_arch = "x86_64"))]
+    1
 }
 
-#[cfg(target_arch = "x86_64")]
-#[target_feature(enable = "avx2")]
-unsafe fn index_avx2(buf: &[u8], idx: &mut Index) -> Result<()> {
-    // SAFETY: only called when the CPU has AVX2.
-    index_impl(buf, idx, |b| unsafe { block_masks_avx2(b) })
-}
-
-#[inline(always)]
-fn index_impl(buf: &[u8], idx: &mut Index, block_masks: impl Fn(&[u8; 64]) -> Masks) -> Result<()> {
-    idx.tokens.clear();
-    idx.escapes.clear();
-    idx.len = buf.len();
-    let out = &mut idx.tokens;
-    if buf.len() > u32::MAX as usize {
-        return Err(JsonError::Syntax);
-    }
-    let mut prev_escaped = 0u64;
-    let mut prev_in_string = 0u64;
-    let mut prev_scalar = 0u64;
-    let mut base = 0usize;
-    let mut tail = [b' '; 64];
-    while base < buf.len() {
-        let block: &[u8; 64] = if base + 64 <= buf.len() {
-            buf[base..base + 64].try_into().expect("64 bytes")
-        } else {
-            let n = buf.len() - base;
-            tail[..n].copy_from_slice(&buf[base..]);
-            &tail
-        };
-        let m = block_masks(block);
-        let escaped = find_escaped(m.backslash, &mut prev_escaped);
-        let quote = m.quote & !escaped;
-        let in_string = prefix_xor(quote) ^ prev_in_string;
-        prev_in_string = ((in_string as i64) >> 63) as u64;
-        // Byte-level errors end the scan; the tokens before them are kept so that the caller
-        // can tell which problem a left-to-right reading meets first (see `first_error`).
-        let mut error: Option<(u64, JsonError)> = None;
-        let bad_ctrl = m.ctrl & in_string;
-        if bad_ctrl != 0 {
-            error = Some((bad_ctrl.trailing_zeros() as u64, JsonError::Syntax));
-        }
-        let string_escapes = escaped & in_string;
-        if string_escapes != 0 {
-            if let Err((p, e)) = check_escapes(buf, base, string_escapes) {
-                let p = (p - base) as u64;
-                if error.is_none_or(|(q, _)| p < q) {
-                    error = Some((p, e));
-                }
-            }
-            let mut e = string_escapes;
-            while e != 0 {
-                idx.escapes
-                    .push((base + e.trailing_zeros() as usize) as u32);
-                e &= e - 1;
-            }
-        }
-        let outside = !(in_string | quote);
-        let structural = m.op & outside;
-        let scalar = outside & !m.ws & !m.op;
-        let scalar_start = scalar & !((scalar << 1) | prev_scalar);
-        prev_scalar = scalar >> 63;
-        let mut tokens = structural | quote | scalar_start;
-        if let Some((p, _)) = error {
-            tokens &= (1u64 << p) - 1;
-        }
-        // simdjson's flattening: write positions eight at a time without a data-dependent loop
-        // exit (the slots past the count are scratch), which keeps branch mispredictions low.
-        let n = tokens.count_ones() as usize;
-        out.reserve(64);
-        let len = out.len();
-        let dst = out.spare_capacity_mut().as_mut_ptr();
-        let base32 = base as u32;
-        let mut k = 0;
-        while k < n {
-            for j in 0..8 {
-                // SAFETY: k + j < 64 and 64 spare slots were reserved; slots written past `n`
-                // are never exposed (set_len below covers `n` only). `base` fits in u32 as
-                // the buffer length was checked.
-                unsafe { (*dst.add(k + j)).write(base32.wrapping_add(tokens.trailing_zeros())) };
-                tokens &= tokens.wrapping_sub(1);
-            }
-            k += 8;
-        }
-        // SAFETY: the first `n` spare slots were just written.
-        unsafe { out.set_len(len + n) };
-        if let Some((_, e)) = error {
-            return Err(e);
-        }
-        base += 64;
-    }
-    if prev_in_string != 0 {
-        return Err(JsonError::Truncated);
-    }
-    Ok(())
-}
-
-/// The problem a strict left-to-right reading of `text` meets first, given that [`index`]
-/// failed with `stage_one`: a grammar error or excess depth among the tokens before the
-/// byte-level error wins over it.
-pub fn first_error(text: &str, idx: &Index, stage_one: JsonError) -> JsonError {
-    let mut s = Scanner::new(text, idx);
-    match s.skip(0) {
-        Err(e @ (JsonError::Syntax | JsonError::TooDeep)) => e,
-        // Everything before the error reads well, or ran out where the error starts.
-        Ok(()) if !s.at_end() => JsonError::Syntax,
-        _ => stage_one,
-    }
-}
-
-/// Tokens of one unit, from [`index`]; reuse one across units to save allocations.
-#[derive(Default, Debug)]
-pub struct Index {
-    /// Length of the buffer the tokens belong to.
-    len: usize,
-    tokens: Vec<u32>,
-    /// Positions of escaped characters inside strings, ascending (usually none).
-    escapes: Vec<u32>,
-}
-
-/// Checks the characters after backslashes inside strings (bits of `escaped`, block at `base`).
+/// Checks the characters after backslashes inside strings (bits of `escaped`, block at `base`);
+/// on failure, the position of the first bad one.
 #[cold]
 fn check_escapes(
     buf: &[u8],
@@ -440,21 +345,17 @@ fn check_escapes(
         let fail = |e| Err((p, e));
         match buf.get(p) {
             Some(b'"' | b'\\' | b'/' | b'b' | b'f' | b'n' | b'r' | b't') => {}
-            Some(b'u') => {
-                let digits = buf.get(p + 1..p + 5);
-                match digits {
-                    Some(d) if d.iter().all(u8::is_ascii_hexdigit) => {}
-                    Some(_) => return fail(JsonError::Syntax),
-                    None => {
-                        return fail(if buf[p + 1..].iter().all(u8::is_ascii_hexdigit) {
-                            JsonError::Truncated
-                        } else {
-                            JsonError::Syntax
-                        })
-                    }
+            Some(b'u') => match buf.get(p + 1..p + 5) {
+                Some(d) if d.iter().all(u8::is_ascii_hexdigit) => {}
+                Some(_) => return fail(JsonError::Syntax),
+                None => {
+                    return fail(if buf[p + 1..].iter().all(u8::is_ascii_hexdigit) {
+                        JsonError::Truncated
+                    } else {
+                        JsonError::Syntax
+                    })
                 }
-            }
-            // Past the end: the string is unterminated.
+            },
             None => return fail(JsonError::Truncated),
             Some(_) => return fail(JsonError::Syntax),
         }
@@ -473,14 +374,6 @@ pub enum Kind {
     Null,
 }
 
-/// Stage two: a cursor over the tokens of one unit (an NDJSON line or a whole document).
-pub struct Scanner<'a, 't> {
-    buf: &'a [u8],
-    tok: &'t [u32],
-    escapes: &'t [u32],
-    i: usize,
-}
-
 /// Bytes that may follow a number or literal.
 #[inline]
 fn is_delimiter(b: Option<&u8>) -> bool {
@@ -490,37 +383,214 @@ fn is_delimiter(b: Option<&u8>) -> bool {
     )
 }
 
-impl<'a, 't> Scanner<'a, 't> {
-    /// A scanner over `text`, whose tokens [`index`] wrote to `idx`. Taking `&str` keeps the
-    /// promise [`RawStr::value`] relies on: every string slice is valid UTF-8.
-    pub fn new(text: &'a str, idx: &'t Index) -> Self {
-        assert_eq!(
-            idx.len,
-            text.len(),
-            "an index belongs to the text it was made from"
-        );
+/// Bits strictly above bit `q`.
+#[inline]
+fn above(q: u32) -> u64 {
+    if q >= 63 {
+        0
+    } else {
+        !0u64 << (q + 1)
+    }
+}
+
+/// A cursor over the tokens of one unit (an NDJSON line or a whole document).
+///
+/// Stage one runs lazily, 64 bytes at a time, as the cursor needs them: it classifies bytes
+/// with SIMD, finds strings (escapes, quotes) and checks what only bytes can tell (raw control
+/// characters and bad escapes in strings, unterminated strings). Tokens are the positions of
+/// structural characters, of every unescaped quote (opening and closing), and of the first
+/// byte of each other run (numbers, literals, garbage). Stage two, the methods, checks the
+/// grammar over the tokens, left to right, so the first problem from the left is the one
+/// reported.
+///
+/// [`Scanner::skip_unread`] passes over containers nobody reads by bracket counting on the
+/// block masks alone: strings, escapes, control characters and bracket balance are checked
+/// there, the order of commas and colons is not (simdjson's On-Demand makes the same trade).
+pub struct Scanner<'a> {
+    buf: &'a [u8],
+    level: u8,
+    /// Start of the current block.
+    base: usize,
+    /// Start of the next block to load.
+    next: usize,
+    /// Tokens of the current block not yet consumed.
+    bits: u64,
+    /// All tokens and brackets of the current block.
+    block_tokens: u64,
+    open: u64,
+    close: u64,
+    curly: u64,
+    prev_escaped: u64,
+    prev_in_string: u64,
+    prev_scalar: u64,
+    /// A byte-level error in the current block (offset, error): tokens stop before it.
+    pending: Option<(u32, JsonError)>,
+    /// Input ended inside a string.
+    unterminated: bool,
+    /// Absolute positions of escaped characters inside strings, ascending (usually none).
+    escapes: Vec<u32>,
+}
+
+impl<'a> Scanner<'a> {
+    /// A scanner over `text`. Taking `&str` keeps the promise [`RawStr::value`] relies on:
+    /// every string slice is valid UTF-8. Units over 4 GiB are refused by their sources.
+    pub fn new(text: &'a str) -> Self {
         Scanner {
             buf: text.as_bytes(),
-            tok: &idx.tokens,
-            escapes: &idx.escapes,
-            i: 0,
+            level: simd_level(),
+            base: 0,
+            next: 0,
+            bits: 0,
+            block_tokens: 0,
+            open: 0,
+            close: 0,
+            curly: 0,
+            prev_escaped: 0,
+            prev_in_string: 0,
+            prev_scalar: 0,
+            pending: None,
+            unterminated: false,
+            escapes: Vec::new(),
+        }
+    }
+
+    /// Loads the next block; false at the end of the input or at a byte-level error.
+    #[inline(always)]
+    fn next_block(&mut self) -> bool {
+        #[cfg(target_arch = "x86_64")]
+        if self.level == 2 {
+            // SAFETY: level 2 means the CPU has AVX2 (see `simd_level`).
+            return unsafe { self.next_block_avx2() };
+        }
+        self.next_block_with(block_masks)
+    }
+
+    /// [`Scanner::next_block`] compiled for AVX2, so that the mask code inlines.
+    #[cfg(target_arch = "x86_64")]
+    #[target_feature(enable = "avx2")]
+    unsafe fn next_block_avx2(&mut self) -> bool {
+        // SAFETY: this function only runs on CPUs with AVX2.
+        self.next_block_with(|b| unsafe { block_masks_avx2(b) })
+    }
+
+    #[inline(always)]
+    fn next_block_with(&mut self, masks: impl Fn(&[u8; 64]) -> Masks) -> bool {
+        if self.pending.is_some() {
+            return false;
+        }
+        let base = self.next;
+        let buf = self.buf;
+        if base >= buf.len() {
+            if self.prev_in_string != 0 {
+                self.unterminated = true;
+            }
+            return false;
+        }
+        self.base = base;
+        self.next = base + 64;
+        let mut tail = [b' '; 64];
+        let block: &[u8; 64] = if base + 64 <= buf.len() {
+            buf[base..base + 64].try_into().expect("64 bytes")
+        } else {
+            let n = buf.len() - base;
+            tail[..n].copy_from_slice(&buf[base..]);
+            &tail
+        };
+        let m = masks(block);
+        let escaped = find_escaped(m.backslash, &mut self.prev_escaped);
+        let quote = m.quote & !escaped;
+        let in_string = prefix_xor(quote) ^ self.prev_in_string;
+        self.prev_in_string = ((in_string as i64) >> 63) as u64;
+
+        let bad_ctrl = m.ctrl & in_string;
+        if bad_ctrl != 0 {
+            self.pending = Some((bad_ctrl.trailing_zeros(), JsonError::Syntax));
+        }
+        let string_escapes = escaped & in_string;
+        if string_escapes != 0 {
+            if let Err((p, e)) = check_escapes(buf, base, string_escapes) {
+                let p = (p - base) as u32;
+                if self.pending.is_none_or(|(q, _)| p < q) {
+                    self.pending = Some((p, e));
+                }
+            }
+            let mut e = string_escapes;
+            while e != 0 {
+                self.escapes
+                    .push((base + e.trailing_zeros() as usize) as u32);
+                e &= e - 1;
+            }
+        }
+        let outside = !(in_string | quote);
+        let structural = m.op & outside;
+        let scalar = outside & !m.ws & !m.op;
+        let scalar_start = scalar & !((scalar << 1) | self.prev_scalar);
+        self.prev_scalar = scalar >> 63;
+        let mut limit = !0u64;
+        if let Some((p, _)) = self.pending {
+            limit = (1u64 << p) - 1;
+        }
+        self.block_tokens = (structural | quote | scalar_start) & limit;
+        self.bits = self.block_tokens;
+        self.open = m.open & outside & limit;
+        self.close = m.close & outside & limit;
+        self.curly = m.curly;
+        true
+    }
+
+    /// Position of the current token, loading blocks as needed.
+    #[inline(always)]
+    fn peek_pos(&mut self) -> Option<usize> {
+        if self.bits == 0 && !self.refill() {
+            return None;
+        }
+        Some(self.base + self.bits.trailing_zeros() as usize)
+    }
+
+    /// Loads blocks until one has a token; false when none is left.
+    #[inline(never)]
+    fn refill(&mut self) -> bool {
+        while self.bits == 0 {
+            if !self.next_block() {
+                return false;
+            }
+        }
+        true
+    }
+
+    #[inline]
+    fn byte(&mut self) -> Option<u8> {
+        let p = self.peek_pos()?;
+        Some(self.buf[p])
+    }
+
+    #[inline]
+    fn bump(&mut self) {
+        self.bits &= self.bits - 1;
+    }
+
+    /// Why no token is left: a byte-level error, or the input ended.
+    fn end_error(&self) -> JsonError {
+        match self.pending {
+            Some((_, e)) => e,
+            None => JsonError::Truncated,
         }
     }
 
     #[inline]
-    fn byte(&self) -> Option<u8> {
-        // SAFETY: `index` only records positions inside the buffer, and `new` checked that the
-        // index belongs to this buffer.
-        self.tok
-            .get(self.i)
-            .map(|&p| unsafe { *self.buf.get_unchecked(p as usize) })
+    fn unexpected(&mut self) -> JsonError {
+        if self.peek_pos().is_some() {
+            JsonError::Syntax
+        } else {
+            self.end_error()
+        }
     }
 
     /// The kind of the next value.
     #[inline]
     pub fn peek_kind(&mut self) -> Result<Kind> {
         match self.byte() {
-            None => Err(JsonError::Truncated),
+            None => Err(self.end_error()),
             Some(b'{') => Ok(Kind::Object),
             Some(b'[') => Ok(Kind::Array),
             Some(b'"') => Ok(Kind::String),
@@ -531,19 +601,26 @@ impl<'a, 't> Scanner<'a, 't> {
         }
     }
 
-    /// True when no token remains.
-    pub fn at_end(&mut self) -> bool {
-        self.i >= self.tok.len()
+    /// Checks that nothing but whitespace follows the value just read.
+    pub fn finish(&mut self) -> Result<()> {
+        if self.peek_pos().is_some() {
+            return Err(JsonError::Syntax);
+        }
+        match self.pending {
+            Some((_, e)) => Err(e),
+            None if self.unterminated => Err(JsonError::Truncated),
+            None => Ok(()),
+        }
     }
 
     #[inline]
     fn expect(&mut self, b: u8) -> Result<()> {
         match self.byte() {
             Some(c) if c == b => {
-                self.i += 1;
+                self.bump();
                 Ok(())
             }
-            None => Err(JsonError::Truncated),
+            None => Err(self.end_error()),
             Some(_) => Err(JsonError::Syntax),
         }
     }
@@ -551,11 +628,18 @@ impl<'a, 't> Scanner<'a, 't> {
     /// Reads a string.
     #[inline]
     pub fn string(&mut self) -> Result<RawStr<'a>> {
-        self.expect(b'"')?;
-        // Stage one guarantees a closing quote token follows an opening one.
-        let open = self.tok[self.i - 1] as usize;
-        let close = *self.tok.get(self.i).ok_or(JsonError::Truncated)? as usize;
-        self.i += 1;
+        let Some(open) = self.peek_pos() else {
+            return Err(self.end_error());
+        };
+        if self.buf[open] != b'"' {
+            return Err(JsonError::Syntax);
+        }
+        self.bump();
+        // The next token is the closing quote: nothing inside a string is a token.
+        let Some(close) = self.peek_pos() else {
+            return Err(self.end_error());
+        };
+        self.bump();
         let raw = &self.buf[open + 1..close];
         let escaped = !self.escapes.is_empty() && {
             let k = self.escapes.partition_point(|&e| (e as usize) <= open);
@@ -567,10 +651,9 @@ impl<'a, 't> Scanner<'a, 't> {
     /// Reads a number and returns its text.
     #[inline]
     pub fn number(&mut self) -> Result<&'a [u8]> {
-        let Some(&p) = self.tok.get(self.i) else {
-            return Err(JsonError::Truncated);
+        let Some(start) = self.peek_pos() else {
+            return Err(self.end_error());
         };
-        let start = p as usize;
         let buf = self.buf;
         let mut i = start;
         let at_end = |i: usize| {
@@ -618,19 +701,18 @@ impl<'a, 't> Scanner<'a, 't> {
         if !is_delimiter(buf.get(i)) {
             return Err(JsonError::Syntax);
         }
-        self.i += 1;
+        self.bump();
         Ok(&buf[start..i])
     }
 
     fn literal(&mut self, word: &[u8]) -> Result<()> {
-        let Some(&p) = self.tok.get(self.i) else {
-            return Err(JsonError::Truncated);
+        let Some(pos) = self.peek_pos() else {
+            return Err(self.end_error());
         };
-        let pos = p as usize;
         let end = pos + word.len();
         if end <= self.buf.len() {
             if &self.buf[pos..end] == word && is_delimiter(self.buf.get(end)) {
-                self.i += 1;
+                self.bump();
                 return Ok(());
             }
             return Err(JsonError::Syntax);
@@ -648,7 +730,7 @@ impl<'a, 't> Scanner<'a, 't> {
         match self.byte() {
             Some(b't') => self.literal(b"true").map(|_| true),
             Some(b'f') => self.literal(b"false").map(|_| false),
-            None => Err(JsonError::Truncated),
+            None => Err(self.end_error()),
             Some(_) => Err(JsonError::Syntax),
         }
     }
@@ -665,7 +747,7 @@ impl<'a, 't> Scanner<'a, 't> {
         }
         self.expect(b'{')?;
         if self.byte() == Some(b'}') {
-            self.i += 1;
+            self.bump();
             return Ok(());
         }
         loop {
@@ -673,12 +755,12 @@ impl<'a, 't> Scanner<'a, 't> {
             self.expect(b':')?;
             f(self, key, depth + 1)?;
             match self.byte() {
-                Some(b',') => self.i += 1,
+                Some(b',') => self.bump(),
                 Some(b'}') => {
-                    self.i += 1;
+                    self.bump();
                     return Ok(());
                 }
-                None => return Err(JsonError::Truncated),
+                None => return Err(self.end_error()),
                 Some(_) => return Err(JsonError::Syntax),
             }
         }
@@ -695,45 +777,101 @@ impl<'a, 't> Scanner<'a, 't> {
         }
         self.expect(b'[')?;
         if self.byte() == Some(b']') {
-            self.i += 1;
+            self.bump();
             return Ok(());
         }
         loop {
             f(self, depth + 1)?;
             match self.byte() {
-                Some(b',') => self.i += 1,
+                Some(b',') => self.bump(),
                 Some(b']') => {
-                    self.i += 1;
+                    self.bump();
                     return Ok(());
                 }
-                None => return Err(JsonError::Truncated),
+                None => return Err(self.end_error()),
                 Some(_) => return Err(JsonError::Syntax),
             }
         }
     }
 
-    /// Validates and passes over one value of any kind, at nesting `depth`.
+    /// Passes over a value nobody reads: strings and scalars are read as usual, containers
+    /// are skipped by bracket counting (see the type's documentation for what that checks).
+    #[inline]
+    pub fn skip_unread(&mut self, depth: usize) -> Result<()> {
+        match self.byte() {
+            Some(b'{' | b'[') => self.skip_container(depth),
+            _ => self.skip(depth),
+        }
+    }
+
+    /// Bracket counting from the `{` or `[` at the cursor to its match.
+    fn skip_container(&mut self, depth: usize) -> Result<()> {
+        let Some(start) = self.peek_pos() else {
+            return Err(self.end_error());
+        };
+        // One bit per open container: 1 = `{`, 0 = `[`.
+        let mut stack = [0u64; MAX_DEPTH / 64];
+        let mut level = 0usize;
+        let mut from = (start - self.base) as u32;
+        loop {
+            let mut br = (self.open | self.close) & !((1u64 << from) - 1);
+            while br != 0 {
+                let q = br.trailing_zeros();
+                br &= br - 1;
+                let bit = 1u64 << q;
+                let is_curly = self.curly & bit != 0;
+                if self.open & bit != 0 {
+                    if depth + level >= MAX_DEPTH {
+                        return Err(JsonError::TooDeep);
+                    }
+                    let (w, b) = (level / 64, 1u64 << (level % 64));
+                    if is_curly {
+                        stack[w] |= b;
+                    } else {
+                        stack[w] &= !b;
+                    }
+                    level += 1;
+                } else {
+                    let top = level - 1;
+                    let top_curly = stack[top / 64] & (1u64 << (top % 64)) != 0;
+                    if top_curly != is_curly {
+                        return Err(JsonError::Syntax);
+                    }
+                    level = top;
+                    if level == 0 {
+                        self.bits = self.block_tokens & above(q);
+                        return Ok(());
+                    }
+                }
+            }
+            if !self.next_block() {
+                return Err(if self.unterminated {
+                    JsonError::Truncated
+                } else {
+                    self.end_error()
+                });
+            }
+            from = 0;
+        }
+    }
+
+    /// Validates and passes over one value of any kind, at nesting `depth`, token by token.
     #[inline]
     pub fn skip(&mut self, depth: usize) -> Result<()> {
-        // Most skipped values are strings: two tokens, nothing to check (stage one did).
-        if self.byte() == Some(b'"') && self.i + 1 < self.tok.len() {
-            self.i += 2;
-            return Ok(());
+        // Most skipped values are strings: two tokens, nothing more to check.
+        if self.byte() == Some(b'"') {
+            return self.string().map(|_| ());
         }
         self.skip_any(depth)
     }
 
-    /// Passes over an object key and its colon: three tokens.
+    /// Passes over an object key and its colon.
     #[inline(always)]
     fn key(&mut self) -> Result<()> {
         if self.byte() != Some(b'"') {
-            return Err(if self.at_end() {
-                JsonError::Truncated
-            } else {
-                JsonError::Syntax
-            });
+            return Err(self.unexpected());
         }
-        self.i += 2;
+        self.string()?;
         self.expect(b':')
     }
 
@@ -745,11 +883,7 @@ impl<'a, 't> Scanner<'a, 't> {
             // Expect a value.
             match self.byte() {
                 Some(b'"') => {
-                    // Opening and closing quote tokens.
-                    if self.i + 1 >= self.tok.len() {
-                        return Err(JsonError::Truncated);
-                    }
-                    self.i += 2;
+                    self.string()?;
                 }
                 Some(open @ (b'{' | b'[')) => {
                     if depth + level >= MAX_DEPTH {
@@ -763,10 +897,10 @@ impl<'a, 't> Scanner<'a, 't> {
                         stack[w] &= !bit;
                     }
                     level += 1;
-                    self.i += 1;
+                    self.bump();
                     let close = if is_obj { b'}' } else { b']' };
                     if self.byte() == Some(close) {
-                        self.i += 1;
+                        self.bump();
                         level -= 1;
                     } else {
                         if is_obj {
@@ -781,7 +915,7 @@ impl<'a, 't> Scanner<'a, 't> {
                 Some(b't') => self.literal(b"true")?,
                 Some(b'f') => self.literal(b"false")?,
                 Some(b'n') => self.literal(b"null")?,
-                None => return Err(JsonError::Truncated),
+                None => return Err(self.end_error()),
                 Some(_) => return Err(JsonError::Syntax),
             }
             // After a value: close containers or move to the next member.
@@ -793,21 +927,21 @@ impl<'a, 't> Scanner<'a, 't> {
                 let in_obj = stack[top / 64] & (1u64 << (top % 64)) != 0;
                 match self.byte() {
                     Some(b',') => {
-                        self.i += 1;
+                        self.bump();
                         if in_obj {
                             self.key()?;
                         }
                         continue 'value;
                     }
                     Some(b'}') if in_obj => {
-                        self.i += 1;
+                        self.bump();
                         level -= 1;
                     }
                     Some(b']') if !in_obj => {
-                        self.i += 1;
+                        self.bump();
                         level -= 1;
                     }
-                    None => return Err(JsonError::Truncated),
+                    None => return Err(self.end_error()),
                     Some(_) => return Err(JsonError::Syntax),
                 }
             }
@@ -820,18 +954,18 @@ mod tests {
     use super::*;
 
     fn validate(s: &[u8]) -> Result<()> {
-        let mut idx = Index::default();
         let text = std::str::from_utf8(s).map_err(|_| JsonError::Syntax)?;
-        if let Err(e) = index(s, &mut idx) {
-            return Err(first_error(text, &idx, e));
-        }
-        let mut sc = Scanner::new(text, &idx);
+        let mut sc = Scanner::new(text);
         sc.skip(0)?;
-        if sc.at_end() {
-            Ok(())
-        } else {
-            Err(JsonError::Syntax)
-        }
+        sc.finish()
+    }
+
+    /// Like `validate`, but containers go through `skip_unread`.
+    fn validate_unread(s: &[u8]) -> Result<()> {
+        let text = std::str::from_utf8(s).map_err(|_| JsonError::Syntax)?;
+        let mut sc = Scanner::new(text);
+        sc.skip_unread(0)?;
+        sc.finish()
     }
 
     #[test]
@@ -927,6 +1061,75 @@ mod tests {
         }
     }
 
+    /// Unread containers are skipped by bracket counting: strings, escapes, control
+    /// characters, balance and bracket kinds are checked; comma and colon order is not.
+    #[test]
+    fn unread_containers_table() {
+        use JsonError::*;
+        let long = format!("[{}]", "\"abc\",".repeat(100) + "1");
+        let cases: &[(&[u8], Result<()>)] = &[
+            (b"{\"a\":[1,{\"b\":null}]}", Ok(())),
+            (b"[\"]\", \"}\", \"\\\"]\"]", Ok(())),
+            (long.as_bytes(), Ok(())),
+            (b"[1 2]", Ok(())),
+            (b"{\"a\" 1}", Ok(())),
+            (b"[}", Err(Syntax)),
+            (b"{\"a\":[1}", Err(Syntax)),
+            (b"[[", Err(Truncated)),
+            (b"[\"abc", Err(Truncated)),
+            (b"[\"a\x01\"]", Err(Syntax)),
+            (b"[\"a\\x\"]", Err(Syntax)),
+            (b"[1,2] x", Err(Syntax)),
+            (b"\"s\"", Ok(())),
+            (b"tru", Err(Truncated)),
+        ];
+        for (input, want) in cases {
+            assert_eq!(
+                validate_unread(input),
+                *want,
+                "input {:?}",
+                String::from_utf8_lossy(input)
+            );
+        }
+        let deep = "[".repeat(300);
+        assert_eq!(validate_unread(deep.as_bytes()), Err(TooDeep));
+        let ok = format!("{}{}", "[".repeat(MAX_DEPTH), "]".repeat(MAX_DEPTH));
+        assert_eq!(validate_unread(ok.as_bytes()), Ok(()));
+    }
+
+    /// What is valid JSON is never refused by the unread path, wherever block edges fall.
+    #[test]
+    fn unread_path_accepts_all_valid_json() {
+        use rand::{Rng, SeedableRng};
+        let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(5);
+        let pieces: &[&str] = &[
+            "{\"k\":",
+            "[",
+            "]",
+            "}",
+            "\"v\"",
+            "1",
+            ",",
+            "\"\\\"]\"",
+            " ",
+            "null",
+            "\"{\"",
+        ];
+        let mut valid = 0;
+        for _ in 0..30_000 {
+            let n = rng.gen_range(1..40);
+            let body: String = (0..n)
+                .map(|_| pieces[rng.gen_range(0..pieces.len())])
+                .collect();
+            let s = format!("{}[{body}]", " ".repeat(rng.gen_range(0..70)));
+            if serde_json::from_str::<serde::de::IgnoredAny>(&s).is_ok() {
+                valid += 1;
+                assert_eq!(validate_unread(s.as_bytes()), Ok(()), "input {s:?}");
+            }
+        }
+        assert!(valid > 300, "too few valid samples: {valid}");
+    }
+
     #[test]
     fn depth_is_capped_without_recursion() {
         let deep = "[".repeat(200_000);
@@ -953,9 +1156,7 @@ mod tests {
         ];
         for (raw, want) in cases {
             let quoted = format!("\"{raw}\"");
-            let mut idx = Index::default();
-            index(quoted.as_bytes(), &mut idx).unwrap();
-            let mut sc = Scanner::new(&quoted, &idx);
+            let mut sc = Scanner::new(&quoted);
             let s = sc.string().unwrap();
             assert_eq!(s.value(), *want, "raw {raw}");
         }
@@ -1040,9 +1241,7 @@ mod tests {
     #[test]
     fn object_walk_yields_keys_in_order() {
         let text = r#"{"a":1,"b\u0041":{"c":[2]},"d":"e"}"#;
-        let mut idx = Index::default();
-        index(text.as_bytes(), &mut idx).unwrap();
-        let mut sc = Scanner::new(text, &idx);
+        let mut sc = Scanner::new(text);
         let mut keys = Vec::new();
         sc.object(0, |s, k, d| {
             keys.push(k.value().into_owned());
@@ -1050,6 +1249,6 @@ mod tests {
         })
         .unwrap();
         assert_eq!(keys, ["a", "bA", "d"]);
-        assert!(sc.at_end());
+        assert_eq!(sc.finish(), Ok(()));
     }
 }

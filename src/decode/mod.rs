@@ -93,8 +93,6 @@ impl InvalidCounts {
 pub struct Decoded<'a> {
     pub records: Vec<Fields<'a>>,
     pub invalid: InvalidCounts,
-    /// Tokens of the unit being scanned, reused from unit to unit.
-    index: json::Index,
 }
 
 impl<'a> Decoded<'a> {
@@ -148,16 +146,11 @@ fn first_line(data: &[u8]) -> Option<&[u8]> {
 
 /// Scans one unit completely (a value followed by nothing but whitespace).
 fn scans_whole(unit: &str) -> Result<Kind, JsonError> {
-    let mut idx = json::Index::default();
-    json::index(unit.as_bytes(), &mut idx)?;
-    let mut s = Scanner::new(unit, &idx);
+    let mut s = Scanner::new(unit);
     let kind = s.peek_kind()?;
     s.skip(0)?;
-    if s.at_end() {
-        Ok(kind)
-    } else {
-        Err(JsonError::Syntax)
-    }
+    s.finish()?;
+    Ok(kind)
 }
 
 /// Chooses the framing from the start of an input: a document when its first non-blank line is
@@ -183,11 +176,7 @@ pub fn decode_unit<'a>(unit: &'a [u8], out: &mut Decoded<'a>) {
 fn decode_utf8_unit<'a>(unit: &'a str, out: &mut Decoded<'a>) {
     let mark = out.records.len();
     let mut staged = InvalidCounts::default();
-    let mut index = std::mem::take(&mut out.index);
-    let res = json::index(unit.as_bytes(), &mut index)
-        .map_err(|e| Invalid::from_json(json::first_error(unit, &index, e)))
-        .and_then(|_| scan_document(unit, &index, &mut out.records, &mut staged));
-    out.index = index;
+    let res = scan_document(unit, &mut out.records, &mut staged);
     match res {
         Ok(()) => out.invalid.merge(&staged),
         Err(e) => {
@@ -199,14 +188,13 @@ fn decode_utf8_unit<'a>(unit: &'a str, out: &mut Decoded<'a>) {
 
 fn scan_document<'a>(
     unit: &'a str,
-    index: &json::Index,
     records: &mut Vec<Fields<'a>>,
     invalid: &mut InvalidCounts,
 ) -> Result<(), Invalid> {
     if unit.len() > u32::MAX as usize {
         return Err(Invalid::TooLarge);
     }
-    let mut s = Scanner::new(unit, index);
+    let mut s = Scanner::new(unit);
     let kind = s.peek_kind().map_err(Invalid::from_json)?;
     let mut take = |it: record::Item<'a>| match it {
         record::Item::Record(f) => records.push(f),
@@ -229,16 +217,11 @@ fn scan_document<'a>(
         }
         _ => {
             s.skip(0).map_err(Invalid::from_json)?;
-            if !s.at_end() {
-                return Err(Invalid::NotJson);
-            }
+            s.finish().map_err(Invalid::from_json)?;
             return Err(Invalid::ScalarDocument);
         }
     }
-    if !s.at_end() {
-        return Err(Invalid::NotJson);
-    }
-    Ok(())
+    s.finish().map_err(Invalid::from_json)
 }
 
 /// Decodes NDJSON: each non-blank line is one unit. `data` should hold whole lines.

@@ -77,7 +77,7 @@ pub fn parse_code(text: &[u8]) -> Option<i64> {
 
 /// Reads a string value or skips a value of another type (a wrong type counts as missing).
 #[inline]
-fn opt_string<'a>(s: &mut Scanner<'a, '_>, depth: usize) -> Result<Option<RawStr<'a>>> {
+fn opt_string<'a>(s: &mut Scanner<'a>, depth: usize) -> Result<Option<RawStr<'a>>> {
     if s.peek_kind()? == Kind::String {
         s.string().map(Some)
     } else {
@@ -87,7 +87,7 @@ fn opt_string<'a>(s: &mut Scanner<'a, '_>, depth: usize) -> Result<Option<RawStr
 
 /// Reads an error code given as a number or a numeric string.
 #[inline]
-fn opt_code(s: &mut Scanner<'_, '_>, depth: usize) -> Result<Option<i64>> {
+fn opt_code(s: &mut Scanner<'_>, depth: usize) -> Result<Option<i64>> {
     match s.peek_kind()? {
         Kind::Number => Ok(parse_code(s.number()?)),
         Kind::String => {
@@ -103,18 +103,14 @@ fn opt_code(s: &mut Scanner<'_, '_>, depth: usize) -> Result<Option<i64>> {
 }
 
 /// `status`: an object with `errorCode`, or (Log Analytics non-interactive) the same as JSON text.
-fn status_code(s: &mut Scanner<'_, '_>, depth: usize) -> Result<Option<i64>> {
+fn status_code(s: &mut Scanner<'_>, depth: usize) -> Result<Option<i64>> {
     match s.peek_kind()? {
         Kind::Object => status_object(s, depth),
         Kind::String => {
             let text = s.string()?.value();
             // Embedded JSON that does not scan is treated as a missing field: the record
             // around it is valid.
-            let mut idx = super::json::Index::default();
-            if super::json::index(text.as_bytes(), &mut idx).is_err() {
-                return Ok(None);
-            }
-            let mut inner = Scanner::new(&text, &idx);
+            let mut inner = Scanner::new(&text);
             Ok(match inner.peek_kind() {
                 Ok(Kind::Object) => status_object(&mut inner, depth).ok().flatten(),
                 _ => None,
@@ -124,7 +120,7 @@ fn status_code(s: &mut Scanner<'_, '_>, depth: usize) -> Result<Option<i64>> {
     }
 }
 
-fn status_object(s: &mut Scanner<'_, '_>, depth: usize) -> Result<Option<i64>> {
+fn status_object(s: &mut Scanner<'_>, depth: usize) -> Result<Option<i64>> {
     let mut code = None;
     s.object(depth, |s, key, d| {
         if key.eq_ignore_case("errorCode") {
@@ -137,7 +133,7 @@ fn status_object(s: &mut Scanner<'_, '_>, depth: usize) -> Result<Option<i64>> {
     Ok(code)
 }
 
-fn event_types(s: &mut Scanner<'_, '_>, depth: usize) -> Result<u8> {
+fn event_types(s: &mut Scanner<'_>, depth: usize) -> Result<u8> {
     if s.peek_kind()? != Kind::Array {
         return s.skip(depth).map(|_| 0);
     }
@@ -164,12 +160,7 @@ fn event_types(s: &mut Scanner<'_, '_>, depth: usize) -> Result<u8> {
 }
 
 /// Walks one object's members into `m`. `top` allows descending into `properties`.
-fn members<'a>(
-    s: &mut Scanner<'a, '_>,
-    depth: usize,
-    top: bool,
-    m: &mut Members<'a>,
-) -> Result<()> {
+fn members<'a>(s: &mut Scanner<'a>, depth: usize, top: bool, m: &mut Members<'a>) -> Result<()> {
     s.object(depth, |s, key, d| member_value(s, key, d, top, m))
 }
 
@@ -187,7 +178,7 @@ pub enum Item<'a> {
 /// `records` or `value` arrays is a container when `allow_container` (top level of a document)
 /// and its items go to `on_item`.
 pub fn item<'a>(
-    s: &mut Scanner<'a, '_>,
+    s: &mut Scanner<'a>,
     depth: usize,
     allow_container: bool,
     on_item: &mut dyn FnMut(Item<'a>),
@@ -221,7 +212,7 @@ pub fn item<'a>(
 /// One member of a record object, with the cursor on its value. Keys are matched by length
 /// first: most keys of a record match none of these.
 fn member_value<'a>(
-    s: &mut Scanner<'a, '_>,
+    s: &mut Scanner<'a>,
     k: RawStr<'a>,
     d: usize,
     top: bool,
@@ -283,7 +274,7 @@ fn member_value<'a>(
         15 if is("callerIpAddress") => f.caller_ip = opt_string(s, d)?,
         16 if is("signInEventTypes") => f.event_types = event_types(s, d)?,
         17 if is("userPrincipalName") => f.upn = opt_string(s, d)?,
-        _ => s.skip(d)?,
+        _ => s.skip_unread(d)?,
     }
     Ok(())
 }

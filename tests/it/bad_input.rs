@@ -55,6 +55,18 @@ fn deep_record(levels_inside_properties: usize, id: &str) -> Vec<u8> {
     .into_bytes()
 }
 
+/// A record with `raw` as the value of a key nobody reads, inside `properties`.
+fn rec_with_unread(id: &str, raw: &str) -> Vec<u8> {
+    Diag::new(id)
+        .line()
+        .replacen(
+            "\"properties\":{",
+            &format!("\"properties\":{{\"unread\":{raw},"),
+            1,
+        )
+        .into_bytes()
+}
+
 fn pretty(v: &Value) -> Vec<u8> {
     serde_json::to_string_pretty(v).unwrap().into_bytes()
 }
@@ -178,6 +190,12 @@ fn cases() -> Vec<Case> {
         c("empty input", Vec::new(), 0, &[]),
         c("only a BOM", b"\xEF\xBB\xBF".to_vec(), 0, &[]),
         c("only blank lines", b"\n \n\t\r\n\n".to_vec(), 0, &[]),
+        // ---- skimmed containers (D26): unread values are checked for strings and brackets only
+        c("unread container: token order is not checked", [rec_with_unread("u1", "[1 2, {\"a\" 3}]"), b"\n".to_vec()].concat(), 1, &[]),
+        c("unread container: brackets of the wrong kind", [rec_with_unread("u2", "[1}"), b"\n".to_vec(), r1.clone().into_bytes()].concat(), 1, &[("not_json", 1)]),
+        c("unread container: a control character in a string", [rec_with_unread("u3", "[\"a\u{1}\"]"), b"\n".to_vec(), r1.clone().into_bytes()].concat(), 1, &[("not_json", 1)]),
+        c("unread container: cut short", [r1.clone().into_bytes(), b"\n{\"properties\":{\"unread\":[[1,\"]\"]".to_vec()].concat(), 1, &[("truncated", 1)]),
+        c("read field: a container where a string belongs is parsed strictly", format!("{}\n", Diag::new("u5").line().replacen("\"properties\":{", "\"properties\":{\"userAgent\":[1 2],", 1)).into_bytes(), 0, &[("not_json", 1)]),
         // ---- framing (D1): a broken first line does not swallow the valid lines after it
         c("first line is not JSON: the lines after it still count (D1)", format!("garbage\n{r1}\n{r2}\n").into_bytes(), 2, &[("not_json", 1)]),
         c("first line is not UTF-8: the lines after it still count (D1)", [b"\xff\xfe\n".as_slice(), format!("{r1}\n").as_bytes()].concat(), 1, &[("not_utf8", 1)]),

@@ -14,6 +14,11 @@
 //!     truncated, too_deep) is read as lines after all when at least one line is, by itself, a
 //!     JSON object: NDJSON whose first line is broken keeps its valid lines. Otherwise it is one
 //!     invalid unit (a truncated pretty-printed download).
+//! D26 Skimmed containers (README, "How input is read"): in the document's own object, in an
+//!     item and in an item's `properties`, a container value of a key the engine does not read
+//!     is skimmed: strings are checked (escapes, control characters, termination), brackets must
+//!     balance and match in kind, nesting is capped at 256; the order of commas, colons and
+//!     scalars inside is not checked. Everything else is parsed strictly.
 //! D2  A blank line holds only spaces, tabs and CR. Only LF ends a line. The BOM is skipped only at
 //!     the very start of each input; a BOM anywhere else is a syntax error (not_json).
 //! D3  One reason per invalid unit, in this order: too_large (> 256 MiB), not_utf8 (the whole unit
@@ -300,12 +305,112 @@ impl Cursor<'_> {
 
 enum Frame {
     Arr(Vec<Value>),
-    Obj(Map<String, Value>, String),
+    Obj(Map<String, Value>, String, Walk),
+}
+
+/// How the engine reads an object (D26): the document's own object, an item, or an item's
+/// `properties` are walked member by member; container values of keys it does not read are only
+/// skimmed there. Every other object is parsed strictly.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Walk {
+    No,
+    Doc,
+    Item,
+    Props,
+}
+
+/// Keys the engine reads in a walked object (ASCII case-insensitive).
+const READ_KEYS: &[&str] = &[
+    "id",
+    "time",
+    "type",
+    "status",
+    "userId",
+    "category",
+    "userAgent",
+    "ipAddress",
+    "resultType",
+    "clientAppUsed",
+    "isInteractive",
+    "TimeGenerated",
+    "appDisplayName",
+    "createdDateTime",
+    "callerIpAddress",
+    "signInEventTypes",
+    "userPrincipalName",
+];
+
+/// Whether the value of `key` in an object walked as `walk` is skimmed when it is a container.
+fn skimmed(walk: Walk, key: &str, next: u8) -> bool {
+    let read = READ_KEYS.iter().any(|k| k.eq_ignore_ascii_case(key))
+        || (matches!(walk, Walk::Doc | Walk::Item) && key.eq_ignore_ascii_case("properties"))
+        || (walk == Walk::Doc
+            && next == b'['
+            && (key.eq_ignore_ascii_case("records") || key.eq_ignore_ascii_case("value")));
+    walk != Walk::No && !read
+}
+
+/// How an object about to be pushed on `stack` is read.
+fn walk_of(stack: &[Frame]) -> Walk {
+    match stack {
+        [] => Walk::Doc,
+        [Frame::Arr(_)] => Walk::Item,
+        [Frame::Obj(_, k, Walk::Doc), Frame::Arr(_)]
+            if k.eq_ignore_ascii_case("records") || k.eq_ignore_ascii_case("value") =>
+        {
+            Walk::Item
+        }
+        [.., Frame::Obj(_, k, Walk::Doc | Walk::Item)] if k.eq_ignore_ascii_case("properties") => {
+            Walk::Props
+        }
+        _ => Walk::No,
+    }
 }
 
 /// Parses one JSON text. `build: false` only validates (values are not kept: deep inputs stay
 /// cheap). Duplicate keys: the first occurrence is kept.
 pub fn parse_json(text: &str, max_depth: usize, build: bool) -> Result<Value, Bad> {
+    parse_json_mode(text, max_depth, build, false)
+}
+
+/// A unit as the engine reads it: strict, but for the skimmed containers of D26.
+pub fn parse_unit(text: &str) -> Result<Value, Bad> {
+    parse_json_mode(text, MAX_DEPTH, true, true)
+}
+
+/// Passes over a container nobody reads (D26): strings are checked as everywhere, brackets
+/// must balance and match in kind, nesting is capped; nothing else is looked at.
+fn skim(p: &mut Cursor, level0: usize, max_depth: usize) -> Result<(), Bad> {
+    let mut open: Vec<u8> = Vec::new();
+    loop {
+        match p.peek() {
+            None => return Err(Bad::Truncated),
+            Some(b'"') => {
+                p.string()?;
+            }
+            Some(c @ (b'{' | b'[')) => {
+                if level0 + open.len() + 1 > max_depth {
+                    return Err(Bad::TooDeep);
+                }
+                open.push(c);
+                p.i += 1;
+            }
+            Some(c @ (b'}' | b']')) => {
+                let want = if c == b'}' { b'{' } else { b'[' };
+                if open.pop() != Some(want) {
+                    return Err(Bad::NotJson);
+                }
+                p.i += 1;
+                if open.is_empty() {
+                    return Ok(());
+                }
+            }
+            Some(_) => p.i += 1,
+        }
+    }
+}
+
+fn parse_json_mode(text: &str, max_depth: usize, build: bool, lenient: bool) -> Result<Value, Bad> {
     let mut p = Cursor {
         b: text.as_bytes(),
         i: 0,
@@ -313,6 +418,36 @@ pub fn parse_json(text: &str, max_depth: usize, build: bool) -> Result<Value, Ba
     let mut stack: Vec<Frame> = Vec::new();
     'value: loop {
         p.ws();
+        if lenient {
+            if let (Some(Frame::Obj(_, key, walk)), Some(next @ (b'{' | b'['))) =
+                (stack.last(), p.peek())
+            {
+                if skimmed(*walk, key, next) {
+                    skim(&mut p, stack.len(), max_depth)?;
+                    // Nobody reads the value: a placeholder keeps the key.
+                    let v = Value::Null;
+                    if let Some(Frame::Obj(map, key, _)) = stack.last_mut() {
+                        if build && !map.contains_key(key.as_str()) {
+                            map.insert(std::mem::take(key), v);
+                        }
+                    }
+                    match after_member(&mut p, &mut stack)? {
+                        true => continue 'value,
+                        false => {
+                            // The object closed: continue with the normal closing loop.
+                            let v = match stack.pop().unwrap() {
+                                Frame::Arr(items) => Value::Array(items),
+                                Frame::Obj(map, _, _) => Value::Object(map),
+                            };
+                            match close_up(&mut p, &mut stack, v, build)? {
+                                Some(done) => return Ok(done),
+                                None => continue 'value,
+                            }
+                        }
+                    }
+                }
+            }
+        }
         let mut v = match p.peek() {
             None => return Err(Bad::Truncated),
             Some(open @ (b'{' | b'[')) => {
@@ -331,7 +466,8 @@ pub fn parse_json(text: &str, max_depth: usize, build: bool) -> Result<Value, Ba
                     }
                 } else if open == b'{' {
                     let k = p.key()?;
-                    stack.push(Frame::Obj(Map::new(), k));
+                    let walk = walk_of(&stack);
+                    stack.push(Frame::Obj(Map::new(), k, walk));
                     continue 'value;
                 } else {
                     stack.push(Frame::Arr(Vec::new()));
@@ -383,7 +519,7 @@ pub fn parse_json(text: &str, max_depth: usize, build: bool) -> Result<Value, Ba
                         Some(_) => return Err(Bad::NotJson),
                     }
                 }
-                Some(Frame::Obj(map, key)) => {
+                Some(Frame::Obj(map, key, _)) => {
                     if build && !map.contains_key(key.as_str()) {
                         map.insert(std::mem::take(key), v);
                     }
@@ -406,9 +542,88 @@ pub fn parse_json(text: &str, max_depth: usize, build: bool) -> Result<Value, Ba
             debug_assert!(closed);
             v = match stack.pop().unwrap() {
                 Frame::Arr(items) => Value::Array(items),
-                Frame::Obj(map, _) => Value::Object(map),
+                Frame::Obj(map, _, _) => Value::Object(map),
             };
         }
+    }
+}
+
+/// After a skimmed member: `true` when another member follows (its key read), `false` when the
+/// object closed (its `}` consumed).
+fn after_member(p: &mut Cursor, stack: &mut [Frame]) -> Result<bool, Bad> {
+    p.ws();
+    match p.peek() {
+        None => Err(Bad::Truncated),
+        Some(b',') => {
+            p.i += 1;
+            let k = p.key()?;
+            if let Some(Frame::Obj(_, key, _)) = stack.last_mut() {
+                *key = k;
+            }
+            Ok(true)
+        }
+        Some(b'}') => {
+            p.i += 1;
+            Ok(false)
+        }
+        Some(_) => Err(Bad::NotJson),
+    }
+}
+
+/// Hands a finished value to the containers above it, closing those that end, as the main
+/// loop does: `Some(document)` when the top level is done, `None` when a new value is due.
+fn close_up(
+    p: &mut Cursor,
+    stack: &mut Vec<Frame>,
+    mut v: Value,
+    build: bool,
+) -> Result<Option<Value>, Bad> {
+    loop {
+        match stack.last_mut() {
+            None => {
+                p.ws();
+                return if p.peek().is_some() {
+                    Err(Bad::NotJson)
+                } else {
+                    Ok(Some(v))
+                };
+            }
+            Some(Frame::Arr(items)) => {
+                if build {
+                    items.push(v);
+                }
+                p.ws();
+                match p.peek() {
+                    None => return Err(Bad::Truncated),
+                    Some(b',') => {
+                        p.i += 1;
+                        return Ok(None);
+                    }
+                    Some(b']') => p.i += 1,
+                    Some(_) => return Err(Bad::NotJson),
+                }
+            }
+            Some(Frame::Obj(map, key, _)) => {
+                if build && !map.contains_key(key.as_str()) {
+                    map.insert(std::mem::take(key), v);
+                }
+                p.ws();
+                match p.peek() {
+                    None => return Err(Bad::Truncated),
+                    Some(b',') => {
+                        p.i += 1;
+                        *key = p.key()?;
+                        return Ok(None);
+                    }
+                    Some(b'}') => p.i += 1,
+                    Some(_) => return Err(Bad::NotJson),
+                }
+            }
+        }
+        v = match stack.pop().unwrap() {
+            Frame::Arr(items) => Value::Array(items),
+            Frame::Obj(map, _, _) => Value::Object(map),
+        };
     }
 }
 
@@ -838,7 +1053,7 @@ pub fn read_input(raw: &[u8]) -> Vec<Result<Rec, Bad>> {
     let document_fails = || {
         std::str::from_utf8(data)
             .map_err(|_| Bad::NotUtf8)
-            .and_then(|t| parse_json(t, MAX_DEPTH, true).map(|_| ()))
+            .and_then(|t| parse_unit(t).map(|_| ()))
             .is_err()
     };
     let some_line_is_an_object = || {
@@ -865,7 +1080,7 @@ pub fn read_input(raw: &[u8]) -> Vec<Result<Rec, Bad>> {
             out.push(Err(Bad::NotUtf8));
             continue;
         };
-        let doc = match parse_json(text, MAX_DEPTH, true) {
+        let doc = match parse_unit(text) {
             Ok(v) => v,
             Err(e) => {
                 out.push(Err(e));
