@@ -131,11 +131,11 @@ fn category_by_name(v: &RawStr<'_>) -> Option<Category> {
         ),
         ("AADADFSSignInLogs", Category::ADFSSignInLogs),
     ];
-    let t = v.value();
-    let t = t.trim();
+    let value = v.value();
+    let t = value.as_bytes().trim_ascii();
     names
         .iter()
-        .find(|(n, _)| n.eq_ignore_ascii_case(t))
+        .find(|(n, _)| n.as_bytes().eq_ignore_ascii_case(t))
         .map(|(_, c)| *c)
 }
 

@@ -101,7 +101,7 @@ fn to_ns(c: Civil) -> Option<i64> {
 /// truncated; `Z`, `+hh:mm`, `+hhmm`, `+hh` or no offset, which means UTC), or the US form
 /// `11/14/2025 1:48:53 AM` (UTC).
 pub fn parse(text: &str) -> Option<i64> {
-    let t = text.trim().as_bytes();
+    let t = text.as_bytes().trim_ascii();
     if t.len() >= 5 && t[..5].contains(&b'/') {
         return parse_us(t);
     }

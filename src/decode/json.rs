@@ -628,6 +628,31 @@ impl<'a> Scanner<'a> {
     /// Reads a string.
     #[inline]
     pub fn string(&mut self) -> Result<RawStr<'a>> {
+        // Fast path: both quotes in the current block (most keys and values).
+        let bits = self.bits;
+        let rest = bits & bits.wrapping_sub(1);
+        if rest != 0 {
+            let open = self.base + bits.trailing_zeros() as usize;
+            if self.buf[open] == b'"' {
+                let close = self.base + rest.trailing_zeros() as usize;
+                self.bits = rest & (rest - 1);
+                return Ok(self.raw_str(open, close));
+            }
+        }
+        self.string_slow()
+    }
+
+    #[inline]
+    fn raw_str(&self, open: usize, close: usize) -> RawStr<'a> {
+        let raw = &self.buf[open + 1..close];
+        let escaped = !self.escapes.is_empty() && {
+            let k = self.escapes.partition_point(|&e| (e as usize) <= open);
+            self.escapes.get(k).is_some_and(|&e| (e as usize) < close)
+        };
+        RawStr { raw, escaped }
+    }
+
+    fn string_slow(&mut self) -> Result<RawStr<'a>> {
         let Some(open) = self.peek_pos() else {
             return Err(self.end_error());
         };
@@ -640,12 +665,7 @@ impl<'a> Scanner<'a> {
             return Err(self.end_error());
         };
         self.bump();
-        let raw = &self.buf[open + 1..close];
-        let escaped = !self.escapes.is_empty() && {
-            let k = self.escapes.partition_point(|&e| (e as usize) <= open);
-            self.escapes.get(k).is_some_and(|&e| (e as usize) < close)
-        };
-        Ok(RawStr { raw, escaped })
+        Ok(self.raw_str(open, close))
     }
 
     /// Reads a number and returns its text.
