@@ -159,6 +159,35 @@ fn parsers(c: &mut Criterion) {
             n
         })
     });
+    g.bench_function(BenchmarkId::new("sonic-rs", "object_iter"), |b| {
+        // The same walk as signin-radar's: top-level members, then `properties` members.
+        const WANT: [&str; 8] = [
+            "id",
+            "createdDateTime",
+            "userPrincipalName",
+            "userId",
+            "ipAddress",
+            "clientAppUsed",
+            "userAgent",
+            "status",
+        ];
+        b.iter(|| {
+            let mut n = 0;
+            for l in &ls {
+                for member in sonic_rs::to_object_iter(*l) {
+                    let Ok((k, v)) = member else { break };
+                    if k.as_str() != "properties" {
+                        continue;
+                    }
+                    for inner in sonic_rs::to_object_iter(v.as_raw_str()) {
+                        let Ok((k2, _)) = inner else { break };
+                        n += usize::from(WANT.contains(&k2.as_str()));
+                    }
+                }
+            }
+            n
+        })
+    });
     g.bench_function(BenchmarkId::new("sonic-rs", "dom"), |b| {
         b.iter(|| {
             let mut n = 0;
