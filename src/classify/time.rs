@@ -53,6 +53,11 @@ impl Cur<'_> {
         let n = self.i - start;
         (n >= min).then_some((v, n))
     }
+    /// Digits, then the separator `sep`.
+    fn field(&mut self, min: usize, max: usize, sep: u8) -> Option<u32> {
+        let (v, _) = self.digits(min, max)?;
+        self.eat(sep).then_some(v)
+    }
     fn eat(&mut self, b: u8) -> bool {
         if self.s.get(self.i) == Some(&b) {
             self.i += 1;
@@ -106,22 +111,13 @@ pub fn parse(text: &str) -> Option<i64> {
         return parse_us(t);
     }
     let mut c = Cur { s: t, i: 0 };
-    let (y, _) = c.digits(4, 4)?;
-    if !c.eat(b'-') {
-        return None;
-    }
-    let (mo, _) = c.digits(2, 2)?;
-    if !c.eat(b'-') {
-        return None;
-    }
+    let y = c.field(4, 4, b'-')?;
+    let mo = c.field(2, 2, b'-')?;
     let (d, _) = c.digits(2, 2)?;
     if !(c.eat(b'T') || c.eat(b't') || c.eat(b' ')) {
         return None;
     }
-    let (h, _) = c.digits(2, 2)?;
-    if !c.eat(b':') {
-        return None;
-    }
+    let h = c.field(2, 2, b':')?;
     let (mi, _) = c.digits(2, 2)?;
     let mut s = 0;
     if c.eat(b':') {
@@ -175,22 +171,10 @@ pub fn parse(text: &str) -> Option<i64> {
 
 fn parse_us(t: &[u8]) -> Option<i64> {
     let mut c = Cur { s: t, i: 0 };
-    let (mo, _) = c.digits(1, 2)?;
-    if !c.eat(b'/') {
-        return None;
-    }
-    let (d, _) = c.digits(1, 2)?;
-    if !c.eat(b'/') {
-        return None;
-    }
-    let (y, _) = c.digits(4, 4)?;
-    if !c.eat(b' ') {
-        return None;
-    }
-    let (mut h, _) = c.digits(1, 2)?;
-    if !c.eat(b':') {
-        return None;
-    }
+    let mo = c.field(1, 2, b'/')?;
+    let d = c.field(1, 2, b'/')?;
+    let y = c.field(4, 4, b' ')?;
+    let mut h = c.field(1, 2, b':')?;
     let (mi, _) = c.digits(2, 2)?;
     let mut s = 0;
     if c.eat(b':') {

@@ -252,23 +252,30 @@ fn a_corpus_record_edited_into_imap4_is_legacy() {
         "top_ips": [{"ip": "1.128.3.4", "total": 1, "users": 1, "success": 1, "blocked": 0, "failure": 0}],
         "top_clients": [{"client": UA, "total": 1}],
     });
+    assert_edited_interactive(&data, expected_legacy, "corpus record edited to IMAP4");
+}
+
+/// The interactive file's report with `legacy` replaced: from the model, from a file and from
+/// stdin.
+fn assert_edited_interactive(data: &[u8], legacy: Value, what: &str) {
     let mut expected = table()
         .into_iter()
         .find(|(f, _)| f == &vec![INTERACTIVE])
         .unwrap()
         .1;
-    expected["legacy"] = expected_legacy;
+    expected["legacy"] = legacy;
     assert_eq!(
-        reference::reference_of(&[&data]),
+        reference::reference_of(&[data]),
         expected,
         "reference model"
     );
-    let f = temp_file(&data);
+    let f = temp_file(data);
     support::assert_report(
-        &support::replay_files(&[f.path()], &[], "edited"),
+        &support::replay_files(&[f.path()], &[], what),
         &expected,
-        "corpus record edited to IMAP4",
+        what,
     );
+    support::assert_report(&support::replay_stdin(data, &[], what), &expected, what);
 }
 
 /// The same edit with error 53003 (blocked by Conditional Access) and 50126 (bad password).
@@ -296,22 +303,7 @@ fn edited_corpus_records_blocked_and_failed() {
         "top_ips": [{"ip": "1.128.3.4", "total": 2, "users": 1, "success": 0, "blocked": 1, "failure": 1}],
         "top_clients": [{"client": UA, "total": 2}],
     });
-    let mut expected = table()
-        .into_iter()
-        .find(|(f, _)| f == &vec![INTERACTIVE])
-        .unwrap()
-        .1;
-    expected["legacy"] = expected_legacy;
-    assert_eq!(
-        reference::reference_of(&[&data]),
-        expected,
-        "reference model"
-    );
-    support::assert_report(
-        &support::replay_stdin(&data, &[], "edited"),
-        &expected,
-        "blocked and failed EAS",
-    );
+    assert_edited_interactive(&data, expected_legacy, "blocked and failed EAS");
 }
 
 /// Service principals, Microsoft service principals and managed identities are never legacy,
