@@ -10,6 +10,8 @@ use rustc_hash::FxHashMap;
 use crate::classify::{self, SignIn};
 use crate::decode::{self, Decoded, Invalid, InvalidCounts};
 use crate::dedup::{Dedup, Probe};
+#[cfg(test)]
+use crate::model::Outcome;
 use crate::model::{Category, ClientClass};
 use crate::window::{LegacyEvent, Store, Totals, WindowConfig};
 
@@ -219,5 +221,58 @@ impl Engine {
         if let (Some(r), Some(w)) = (self.store.config().retention_ns, self.store.watermark()) {
             self.dedup.forget_before(w.saturating_sub(r));
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::model::Outcome;
+    use crate::window::query::Window;
+
+    fn line(id: &str, minute: u32, app: &str, category: &str, code: u32) -> String {
+        format!(
+            r#"{{"category":"{category}","properties":{{"id":"{id}","createdDateTime":"2026-01-01T00:{minute:02}:30Z","userPrincipalName":"U@x.com","ipAddress":"10.0.0.1","clientAppUsed":"{app}","status":{{"errorCode":{code}}}}}}}"#
+        )
+    }
+
+    #[test]
+    fn totals_and_stats_count_unique_records_per_window() {
+        let e = Engine::new(EngineConfig::default());
+        let data = [
+            line("a", 0, "Browser", "SignInLogs", 0),
+            line("b", 0, "IMAP4", "SignInLogs", 50126),
+            line("b", 0, "IMAP4", "SignInLogs", 50126),
+            line("c", 5, "POP3", "ServicePrincipalSignInLogs", 0),
+            line("d", 5, "Unknown", "NonInteractiveUserSignInLogs", 53003),
+            r#"{"properties":{"id":"e","createdDateTime":"not a time"}}"#.to_string(),
+        ]
+        .join("\n");
+        e.ingest_lines(data.as_bytes());
+        let st = e.stats();
+        assert_eq!((st.records, st.duplicates, st.invalid.total()), (5, 1, 1));
+        assert_eq!(st.by_category.iter().sum::<u64>(), 4);
+
+        let all = e.store.totals(Window::ALL);
+        assert_eq!(all.total(), 4);
+        // SignInLogs: one modern success, one legacy failure.
+        assert_eq!(all.counts[0][1][Outcome::Success.index()], 1);
+        assert_eq!(all.counts[0][0][Outcome::Failure.index()], 1);
+        // A service principal with a legacy client app stays out of the legacy summary.
+        let legacy = e.store.legacy_summary(Window::ALL, 10);
+        assert_eq!(legacy.counts.total(), 1);
+
+        let min = 60 * 1_000_000_000i64;
+        let start = crate::classify::time::parse("2026-01-01T00:00:00Z").unwrap();
+        let first = e.store.totals(Window {
+            from: start,
+            to: start + min,
+        });
+        assert_eq!(first.total(), 2);
+        let later = e.store.totals(Window {
+            from: start + 5 * min,
+            to: start + 6 * min,
+        });
+        assert_eq!(later.total(), 2);
     }
 }
