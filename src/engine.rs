@@ -10,8 +10,6 @@ use rustc_hash::FxHashMap;
 use crate::classify::{self, SignIn};
 use crate::decode::{self, Decoded, Invalid, InvalidCounts};
 use crate::dedup::{Dedup, Probe};
-#[cfg(test)]
-use crate::model::Outcome;
 use crate::model::{Category, ClientClass};
 use crate::window::{LegacyEvent, Store, Totals, WindowConfig};
 
