@@ -101,8 +101,12 @@ pub enum SynthError {
     Start(String),
     #[error("--span: {0}")]
     Span(String),
-    #[error("--{name} {value} is out of range: give a share between 0 and 1")]
-    Share { name: &'static str, value: f64 },
+    #[error("--{name} {value} is out of range: give a share from 0 up to {max}")]
+    Share {
+        name: &'static str,
+        value: f64,
+        max: &'static str,
+    },
     #[error("--users must be at least 1")]
     NoUsers,
     #[error("--batch must be at least 1")]
@@ -715,12 +719,23 @@ impl Generator {
         let start =
             time::parse(&args.start).ok_or_else(|| SynthError::Start(args.start.clone()))?;
         let span = parse_duration(&args.span).map_err(SynthError::Span)?;
-        for (name, value) in [
-            ("legacy-share", args.legacy_share),
-            ("duplicate-share", args.duplicate_share),
+        // A duplicate share of p is drawn as p / (1 - p) per fresh record: below one half.
+        for (name, value, ok, max) in [
+            (
+                "legacy-share",
+                args.legacy_share,
+                args.legacy_share <= 1.0,
+                "1",
+            ),
+            (
+                "duplicate-share",
+                args.duplicate_share,
+                args.duplicate_share < 0.5,
+                "(not including) 0.5",
+            ),
         ] {
-            if !(0.0..=1.0).contains(&value) || (name == "duplicate-share" && value >= 0.5) {
-                return Err(SynthError::Share { name, value });
+            if !(value >= 0.0 && ok) {
+                return Err(SynthError::Share { name, value, max });
             }
         }
         if args.users == 0 {
