@@ -387,6 +387,51 @@ mod tests {
         }
     }
 
+    /// Random damage to a real-shaped record never panics, and a damaged line is one unit:
+    /// either it still decodes (records or item-level invalids) or it counts once.
+    #[test]
+    fn damaged_records_never_panic_and_count_once() {
+        use rand::{Rng, SeedableRng};
+        let base = format!(
+            r#"{{"records":[{REC},{{"time":"2026-01-01T00:00:00Z","properties":{{"id":"b","createdDateTime":"2026-01-01T00:00:01Z","userPrincipalName":"a\u0040b.com","appliedConditionalAccessPolicies":[{{"id":"p","enforcedGrantControls":["Mfa"],"result":"success"}},{{"x":[1,2.5e3,true,null,"\"]"]}}],"status":{{"errorCode":"50126"}}}}}}]}}"#
+        );
+        let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(99);
+        let alphabet = b"{}[]:,\"\\ 0aZ\x00\x1f\xff\n";
+        for _ in 0..20_000 {
+            let mut bytes = base.clone().into_bytes();
+            for _ in 0..rng.gen_range(1..4) {
+                if bytes.is_empty() {
+                    break;
+                }
+                let i = rng.gen_range(0..bytes.len());
+                match rng.gen_range(0..3) {
+                    0 => bytes[i] = alphabet[rng.gen_range(0..alphabet.len())],
+                    1 => {
+                        bytes.remove(i);
+                    }
+                    _ => bytes.truncate(i.max(1)),
+                }
+            }
+            // One line: drop any newline the damage made.
+            bytes.retain(|&b| b != b'\n');
+            let mut out = Decoded::default();
+            decode_lines(&bytes, &mut out);
+            let items = out.records.len() as u64
+                + out.invalid.get(Invalid::NotARecord)
+                + out.invalid.get(Invalid::BadTime);
+            let unit_errors = out.invalid.total()
+                - out.invalid.get(Invalid::NotARecord)
+                - out.invalid.get(Invalid::BadTime);
+            assert!(
+                (unit_errors == 1 && items == 0) || (unit_errors == 0 && items <= 2),
+                "{:?}: {} records, {:?}",
+                String::from_utf8_lossy(&bytes),
+                out.records.len(),
+                out.invalid
+            );
+        }
+    }
+
     #[test]
     fn not_utf8_line_is_one_unit() {
         let mut data = Vec::new();
