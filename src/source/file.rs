@@ -226,8 +226,9 @@ pub fn split_mapped(bytes: Arc<Bytes>, mut emit: impl FnMut(Work)) {
     }
 }
 
-/// Reads a stream into work. Read errors end the stream: what was read still counts, and
-/// the break is reported as a `truncated` unit with the error.
+/// Reads a stream into work. Read errors end the stream: the whole lines read before still
+/// count, and the break (with the line or document it cut) is one `truncated` unit, with a
+/// warning naming the error.
 pub fn split_stream(mut r: Box<dyn BufRead + Send>, name: &str, mut emit: impl FnMut(Work)) {
     let mut buf: Vec<u8> = Vec::with_capacity(CHUNK_BYTES * 2);
     let mut eof = false;
@@ -270,7 +271,9 @@ pub fn split_stream(mut r: Box<dyn BufRead + Send>, name: &str, mut emit: impl F
         while !eof && buf.len() <= MAX_STREAM_DOCUMENT {
             fill(&mut buf, CHUNK_BYTES * 4, &mut eof, &mut broken);
         }
-        if buf.len() > MAX_STREAM_DOCUMENT {
+        if broken.is_some() {
+            // A document cut by a broken stream is the one truncated unit reported below.
+        } else if buf.len() > MAX_STREAM_DOCUMENT {
             emit(Work::Invalid(
                 decode::Invalid::TooLarge,
                 format!(
@@ -295,7 +298,9 @@ pub fn split_stream(mut r: Box<dyn BufRead + Send>, name: &str, mut emit: impl F
                     None => buf.clear(),
                 }
             }
-            let cut = if eof {
+            // At the end, the last line counts too, unless the stream broke: then the cut line
+            // is the one truncated unit reported below.
+            let cut = if eof && broken.is_none() {
                 buf.len()
             } else {
                 memchr::memrchr(b'\n', &buf).map_or(0, |i| i + 1)

@@ -420,3 +420,67 @@ fn stdin_dash_reads_standard_input() {
         "replay -",
     );
 }
+
+/// A directory is read recursively, hidden entries skipped: the same report as its files.
+#[test]
+fn a_directory_reads_its_files_recursively() {
+    let a = support::synth("ndjson", 500, 100, 71);
+    let b = support::synth("graph", 500, 100, 72);
+    let dir = tempfile::tempdir().unwrap();
+    let nested = dir.path().join("y=2026").join("m=11");
+    std::fs::create_dir_all(&nested).unwrap();
+    std::fs::write(dir.path().join("PT1H.json"), &a).unwrap();
+    std::fs::write(nested.join("PT1H.json"), &b).unwrap();
+    // Hidden files (editor swap files, .DS_Store) are not logs.
+    std::fs::write(dir.path().join(".hidden"), b"not json at all\n").unwrap();
+    let expected = reference::reference_of(&[&a, &b]);
+    support::assert_report(
+        &support::replay_files(&[dir.path()], &[], "directory"),
+        &expected,
+        "a directory",
+    );
+
+    let empty = tempfile::tempdir().unwrap();
+    let r = run(&["replay".as_ref(), empty.path().as_os_str()], b"");
+    assert_eq!(r.code, Some(2), "an empty directory: {}", r.stderr);
+    assert!(
+        r.stderr.contains(&empty.path().display().to_string()),
+        "the message names the directory: {}",
+        r.stderr
+    );
+}
+
+/// A gzip file cut short: what was read counts, the break is one `truncated` unit with a
+/// warning, and the run still exits 0.
+#[test]
+fn a_cut_gzip_file_keeps_what_was_read() {
+    let data = support::synth("ndjson", 3000, 300, 73);
+    let gz = support::gzip(&data);
+    let f = temp_file(&gz[..gz.len() * 2 / 3]);
+    let r = run(
+        &[
+            "replay".as_ref(),
+            "--format".as_ref(),
+            "json".as_ref(),
+            f.path().as_os_str(),
+        ],
+        b"",
+    );
+    assert_eq!(r.code, Some(0), "stderr: {}", r.stderr);
+    assert!(r.stderr.contains("ended early"), "warning: {}", r.stderr);
+    let report: Value = serde_json::from_slice(&r.stdout).unwrap();
+    let records = support::u64_at(&report, "/input/records");
+    assert!(
+        records > 1000 && records < 3000,
+        "the records before the cut count: {records}"
+    );
+    assert_eq!(report["input"]["invalid_by_reason"]["truncated"], json!(1));
+
+    // A cut gzip of one pretty-printed document: that document is the one truncated unit.
+    let portal = support::gzip(&support::synth("portal", 300, 50, 74));
+    let f = temp_file(&portal[..portal.len() / 2]);
+    let report = support::replay_files(&[f.path()], &[], "cut portal gzip");
+    assert_eq!(report["input"]["records"], json!(0));
+    assert_eq!(report["input"]["invalid"], json!(1));
+    assert_eq!(report["input"]["invalid_by_reason"]["truncated"], json!(1));
+}
