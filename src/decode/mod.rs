@@ -226,9 +226,7 @@ fn scan_document<'a>(
 
 /// Decodes NDJSON: each non-blank line is one unit. `data` should hold whole lines.
 pub fn decode_lines<'a>(data: &'a [u8], out: &mut Decoded<'a>) {
-    // One UTF-8 check for the whole chunk; per line only when it fails.
-    let all_utf8 = simdutf8::basic::from_utf8(data).is_ok();
-    // Lines of a valid chunk are valid: `\n` is a char boundary.
+    // Each line is checked for UTF-8 right before it is scanned, while it is in cache.
     let mut rest = data;
     while !rest.is_empty() {
         let end = memchr::memchr(b'\n', rest).unwrap_or(rest.len());
@@ -239,9 +237,6 @@ pub fn decode_lines<'a>(data: &'a [u8], out: &mut Decoded<'a>) {
         }
         if line.len() > MAX_LINE_BYTES {
             out.invalid.add(Invalid::TooLarge);
-        } else if all_utf8 {
-            // SAFETY: `data` is valid UTF-8 (checked above) and `line` is cut at `\n` bytes.
-            decode_utf8_unit(unsafe { std::str::from_utf8_unchecked(line) }, out);
         } else {
             decode_unit(line, out);
         }
