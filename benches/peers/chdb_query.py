@@ -27,7 +27,7 @@ import resource
 import sys
 import time
 
-from legacy import LEGACY_BY_LOWER, TRIM_CHARS, WORKLOAD_CATEGORIES_LOWER, digest, sql_str
+from legacy import LEGACY_BY_LOWER, TRIM_CHARS, WORKLOAD_CATEGORIES_LOWER, report, sql_str
 
 TRIM = "' \\t\\r\\n'"  # ClickHouse literal for TRIM_CHARS (space, tab, CR, LF)
 LOWER_NAMES = "[" + ", ".join(sql_str(k) for k in LEGACY_BY_LOWER) + "]"
@@ -109,16 +109,9 @@ def main():
     if res.has_error():
         sys.exit("chdb error: " + res.error_message())
     rows = [json.loads(line) for line in res.bytes().splitlines() if line]
-    out = {
-        "tool": "chdb" if a.variant == "fields" else "chdb-tuple",
-        "records": res.storage_rows_read(),  # lines read from the file
-        "legacy_total": sum(r[5] for r in rows),
-        "groups": len(rows),
-        "digest": digest(rows),
-        "query_cpu_s": round((r1.ru_utime + r1.ru_stime) - (r0.ru_utime + r0.ru_stime), 4),
-        "query_wall_s": round(w1 - w0, 4),
-    }
-    sys.stdout.write(json.dumps(out) + "\n")
+    tool = "chdb" if a.variant == "fields" else "chdb-tuple"
+    # records: lines read from the file.
+    report(tool, res.storage_rows_read(), rows, r0, r1, w0, w1)
 
 
 if __name__ == "__main__":

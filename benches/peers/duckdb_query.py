@@ -15,12 +15,11 @@ Prints one JSON line: tool, records, legacy_total, groups, digest,
 query_cpu_s (CPU of the query itself, without Python/DuckDB start-up).
 """
 import argparse
-import json
 import resource
 import sys
 import time
 
-from legacy import LEGACY_BY_LOWER, TRIM_CHARS, WORKLOAD_CATEGORIES_LOWER, digest, sql_str
+from legacy import LEGACY_BY_LOWER, TRIM_CHARS, WORKLOAD_CATEGORIES_LOWER, report, sql_str
 
 TRIM = "' \t\r\n'"  # DuckDB literal for TRIM_CHARS: DuckDB strings take no backslash escapes
 assert TRIM[1:-1] == TRIM_CHARS
@@ -86,16 +85,7 @@ def main():
     w1 = time.perf_counter()
     r1 = resource.getrusage(resource.RUSAGE_SELF)
     legacy = [r for r in rows if r[0] is not None]
-    out = {
-        "tool": "duckdb",
-        "records": sum(r[5] for r in rows),
-        "legacy_total": sum(r[5] for r in legacy),
-        "groups": len(legacy),
-        "digest": digest(legacy),
-        "query_cpu_s": round((r1.ru_utime + r1.ru_stime) - (r0.ru_utime + r0.ru_stime), 4),
-        "query_wall_s": round(w1 - w0, 4),
-    }
-    sys.stdout.write(json.dumps(out) + "\n")
+    report("duckdb", sum(r[5] for r in rows), legacy, r0, r1, w0, w1)
 
 
 if __name__ == "__main__":

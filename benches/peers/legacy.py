@@ -65,3 +65,21 @@ def digest(rows):
         h.update(line.encode("utf-8", "surrogatepass"))
         h.update(b"\n")
     return h.hexdigest()[:16]
+
+
+def report(tool, records, rows, r0, r1, w0, w1):
+    """Prints one tool's result line: counts, a digest of its legacy grouping, and the CPU and
+    wall time of the query itself (rusage r0/r1 and perf_counter w0/w1 around it)."""
+    import json
+    import sys
+
+    out = {
+        "tool": tool,
+        "records": records,
+        "legacy_total": sum(r[5] for r in rows),
+        "groups": len(rows),
+        "digest": digest(rows),
+        "query_cpu_s": round((r1.ru_utime + r1.ru_stime) - (r0.ru_utime + r0.ru_stime), 4),
+        "query_wall_s": round(w1 - w0, 4),
+    }
+    sys.stdout.write(json.dumps(out) + "\n")
