@@ -32,6 +32,13 @@ enum Command {
     Replay(ReplayArgs),
     /// Write realistic synthetic sign-in logs of a tenant (seeded) to stdout.
     Synth(signin_radar::synth::SynthArgs),
+    /// Check a configuration file for `run` (with SIGNIN_RADAR_* variables applied) and
+    /// explain every problem; prints the effective settings, secrets redacted.
+    CheckConfig {
+        /// The TOML file.
+        #[arg(value_name = "FILE")]
+        file: std::path::PathBuf,
+    },
 }
 
 #[derive(Clone, Copy, ValueEnum)]
@@ -119,11 +126,39 @@ fn synth_cmd(a: signin_radar::synth::SynthArgs) -> anyhow::Result<ExitCode> {
     }
 }
 
+fn check_config_cmd(file: &std::path::Path) -> anyhow::Result<ExitCode> {
+    use signin_radar::config::run::RunConfig;
+    let name = file.display();
+    let text = match std::fs::read_to_string(file) {
+        Ok(t) => t,
+        Err(e) => {
+            eprintln!("signin-radar: error: cannot read {name}: {e}");
+            return Ok(ExitCode::from(2));
+        }
+    };
+    let (config, problems) = RunConfig::load(&text, std::env::vars());
+    if problems.is_empty() {
+        println!("# {name}: ok (SIGNIN_RADAR_* variables applied)");
+        print!("{}", toml::to_string(&config)?);
+        return Ok(ExitCode::SUCCESS);
+    }
+    let n = problems.len();
+    eprintln!(
+        "signin-radar: {name}: {n} problem{}:",
+        if n == 1 { "" } else { "s" }
+    );
+    for p in &problems {
+        eprintln!("  - {p}");
+    }
+    Ok(ExitCode::from(2))
+}
+
 fn main() -> ExitCode {
     let cli = Cli::parse();
     let res = match cli.command {
         Command::Replay(a) => replay_cmd(a),
         Command::Synth(a) => synth_cmd(a),
+        Command::CheckConfig { file } => check_config_cmd(&file),
     };
     match res {
         Ok(code) => code,

@@ -484,3 +484,48 @@ fn a_cut_gzip_file_keeps_what_was_read() {
     assert_eq!(report["input"]["invalid"], json!(1));
     assert_eq!(report["input"]["invalid_by_reason"]["truncated"], json!(1));
 }
+
+/// `check-config`: a good file prints the effective settings (environment applied, secrets
+/// redacted) and exits 0; a bad one lists every problem and exits 2.
+#[test]
+fn check_config_explains_every_problem() {
+    let good = temp_file(
+        b"source = \"eventhubs\"\nretention = \"6h\"\neventhubs_connection_string = \"Endpoint=sb://x/;SharedAccessKey=hunter2\"\n",
+    );
+    let r = std::process::Command::new(support::bin())
+        .args(["check-config".as_ref(), good.path().as_os_str()])
+        .env("SIGNIN_RADAR_RETENTION", "12h")
+        .output()
+        .unwrap();
+    let out = String::from_utf8_lossy(&r.stdout);
+    assert_eq!(
+        r.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&r.stderr)
+    );
+    assert!(
+        out.contains("retention = \"12h\""),
+        "environment wins: {out}"
+    );
+    assert!(
+        out.contains("<redacted>") && !out.contains("hunter2"),
+        "{out}"
+    );
+
+    let bad =
+        temp_file(b"retention = \"5y\"\nlisten = \"9464\"\nretenton = 1\nmax_keys = \"many\"\n");
+    let r = run(&["check-config".as_ref(), bad.path().as_os_str()], b"");
+    assert_eq!(r.code, Some(2));
+    for word in ["4 problems", "retention", "listen", "retenton", "max_keys"] {
+        assert!(r.stderr.contains(word), "{word} missing: {}", r.stderr);
+    }
+
+    let r = run(&["check-config", "/no/such/signin-radar.toml"], b"");
+    assert_eq!(r.code, Some(2));
+    assert!(
+        r.stderr.contains("/no/such/signin-radar.toml"),
+        "{}",
+        r.stderr
+    );
+}

@@ -1,4 +1,6 @@
-//! Settings shared by the commands: durations and their parsing.
+//! Settings: durations shared by the commands, and the service's configuration (`run.rs`).
+
+pub mod run;
 
 /// Parses a duration such as `90s`, `15m`, `24h`, `7d`, `2w` (a bare number is seconds) into
 /// nanoseconds.
