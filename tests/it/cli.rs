@@ -537,7 +537,7 @@ fn the_readme_config_example_is_valid() {
         std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/README.md")).unwrap();
     let start = readme.find("```toml\n").expect("README has a toml example") + "```toml\n".len();
     let len = readme[start..].find("```").unwrap();
-    let f = temp_file(readme[start..start + len].as_bytes());
+    let f = temp_file(&readme.as_bytes()[start..start + len]);
     let r = run(&["check-config".as_ref(), f.path().as_os_str()], b"");
     assert_eq!(r.code, Some(0), "{}", r.stderr);
 }
