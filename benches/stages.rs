@@ -209,5 +209,50 @@ fn parsers(c: &mut Criterion) {
     g.finish();
 }
 
-criterion_group!(benches, stages, parsers);
+/// The service's metrics on an engine holding 200,000 legacy users (400,000 keys) in the last
+/// hour: the background refresh (distinct counts, top-K) and the render a scrape pays for.
+fn metrics(c: &mut Criterion) {
+    use signin_radar::export::metrics::{Metrics, MetricsOptions};
+    use signin_radar::model::{Outcome, Protocol};
+    use signin_radar::window::LegacyEvent;
+    let e = Engine::new(EngineConfig::default());
+    let base = 1_800_000_000i64 * 1_000_000_000;
+    let users = 200_000usize;
+    let evs: Vec<LegacyEvent> = (0..users)
+        .flat_map(|i| {
+            (0..=(i % 3)).map(move |j| LegacyEvent {
+                time: base + ((i * 7 + j * 13) % 3_600) as i64 * 1_000_000_000,
+                user: format!("user{i:06}@example.com"),
+                ip: format!("10.{}.{}.{}", i >> 16, (i >> 8) & 255, i & 255),
+                client: "Mozilla/5.0".into(),
+                protocol: Protocol::ALL[(i + j) % Protocol::COUNT],
+                outcome: Outcome::ALL[(i + j) % 3],
+            })
+        })
+        .collect();
+    let newest = evs.iter().map(|e| e.time).max().unwrap_or(base);
+    e.store.insert_batch(&Default::default(), &evs, newest);
+    let mut g = c.benchmark_group("metrics");
+    g.sample_size(10);
+    for (name, top_k, key) in [
+        ("top_k_off", 0, None),
+        ("top_k_1000_pseudonymised", 1000, Some(b"key".to_vec())),
+    ] {
+        let m = Metrics::new(MetricsOptions {
+            top_k,
+            pseudonymise_key: key,
+            version: "bench",
+        });
+        g.bench_function(BenchmarkId::new("refresh", name), |b| {
+            b.iter(|| m.refresh(&e))
+        });
+        m.refresh(&e);
+        g.bench_function(BenchmarkId::new("render", name), |b| {
+            b.iter(|| black_box(m.render(&e).len()))
+        });
+    }
+    g.finish();
+}
+
+criterion_group!(benches, stages, parsers, metrics);
 criterion_main!(benches);

@@ -126,6 +126,77 @@ impl Dedup {
     }
 }
 
+/// Number of dedup shards (snapshots write one group per shard).
+pub(crate) const DEDUP_SHARDS: usize = SHARDS;
+
+/// Rebuilds a [`Dedup`] from ids by first-seen hour (a snapshot), placing each id in its shard.
+#[derive(Default)]
+pub(crate) struct DedupBuilder {
+    shards: Vec<BTreeMap<i64, Vec<u128>>>,
+    scratch: Vec<Vec<u128>>,
+}
+
+impl DedupBuilder {
+    pub(crate) fn new() -> Self {
+        DedupBuilder {
+            shards: vec![BTreeMap::new(); SHARDS],
+            scratch: vec![Vec::new(); SHARDS],
+        }
+    }
+
+    /// Adds ids first seen in event hour `hour` (hours since the epoch).
+    pub(crate) fn push_hour(&mut self, hour: i64, ids: impl IntoIterator<Item = u128>) {
+        for id in ids {
+            self.scratch[shard_of(id)].push(id);
+        }
+        for (s, ids) in self.scratch.iter_mut().enumerate() {
+            if !ids.is_empty() {
+                self.shards[s].entry(hour).or_default().append(ids);
+            }
+        }
+    }
+
+    /// The set, with `evicted` restored and `capacity` applied (what it drops counts as
+    /// evicted). `None` when an id was pushed twice.
+    pub(crate) fn finish(self, capacity: usize, evicted: u64) -> Option<Dedup> {
+        let d = Dedup::new(capacity);
+        let mut dropped = 0u64;
+        for (slot, by_hour) in d.shards.iter().zip(self.shards) {
+            let n: usize = by_hour.values().map(Vec::len).sum();
+            let mut ids = FxHashSet::with_capacity_and_hasher(n, Default::default());
+            for id in by_hour.values().flatten() {
+                if !ids.insert(*id) {
+                    return None;
+                }
+            }
+            let mut shard = slot.lock();
+            *shard = Shard { ids, by_hour };
+            while shard.ids.len() > d.per_shard {
+                match shard.forget_oldest() {
+                    Some(n) => dropped += n as u64,
+                    None => break,
+                }
+            }
+        }
+        d.evicted.store(evicted + dropped, Ordering::Relaxed);
+        Some(d)
+    }
+}
+
+impl Dedup {
+    /// Calls `f` with each shard's ids by first-seen hour, locking one shard at a time.
+    pub(crate) fn for_each_shard(&self, mut f: impl FnMut(&BTreeMap<i64, Vec<u128>>)) {
+        for s in self.shards.iter() {
+            f(&s.lock().by_hour);
+        }
+    }
+
+    /// The capacity this set was made with, rounded up to whole shards.
+    pub(crate) fn capacity(&self) -> usize {
+        self.per_shard.saturating_mul(SHARDS)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -10,7 +10,7 @@ use rustc_hash::FxHashMap;
 use crate::classify::{self, SignIn};
 use crate::decode::{self, Decoded, Invalid, InvalidCounts};
 use crate::dedup::{Dedup, Probe};
-use crate::model::{Category, ClientClass};
+use crate::model::{Category, ClientClass, Protocol};
 use crate::window::{LegacyEvent, Store, Totals, WindowConfig};
 
 /// Input figures of a run (not windowed).
@@ -46,6 +46,28 @@ impl InputStats {
             (a, b) => a.or(b),
         };
         self.bytes += o.bytes;
+    }
+}
+
+/// What one batch did, for metrics: the service instruments per batch, not per record.
+#[derive(Clone, Debug, Default)]
+pub struct BatchSummary {
+    pub stats: InputStats,
+    /// Unique legacy sign-ins by [`Protocol::index`] and [`Outcome::index`].
+    pub legacy: [[u64; 3]; Protocol::COUNT],
+    /// Event times of the unique records counted (ns), for the ingest-delay histogram.
+    pub times: Vec<i64>,
+}
+
+impl BatchSummary {
+    pub fn merge(&mut self, o: BatchSummary) {
+        self.stats.merge(&o.stats);
+        for (a, b) in self.legacy.iter_mut().zip(o.legacy.iter()) {
+            for (a, b) in a.iter_mut().zip(b.iter()) {
+                *a += b;
+            }
+        }
+        self.times.extend(o.times);
     }
 }
 
@@ -94,28 +116,28 @@ impl Engine {
     }
 
     /// Decodes NDJSON lines and ingests them as one batch.
-    pub fn ingest_lines(&self, data: &[u8]) {
+    pub fn ingest_lines(&self, data: &[u8]) -> BatchSummary {
         let mut d = Decoded::default();
         decode::decode_lines(data, &mut d);
-        self.ingest(&d, data.len() as u64);
+        self.ingest(&d, data.len() as u64)
     }
 
     /// Decodes a whole input held in memory (framing detected) and ingests it.
-    pub fn ingest_input(&self, data: &[u8]) {
+    pub fn ingest_input(&self, data: &[u8]) -> BatchSummary {
         let mut d = Decoded::default();
         decode::decode_input(data, &mut d);
-        self.ingest_in_batches(&d, data.len() as u64);
+        self.ingest_in_batches(&d, data.len() as u64)
     }
 
     /// Ingests a decoded document, in batches so a large download does not hold huge vectors.
-    pub fn ingest_in_batches(&self, d: &Decoded<'_>, bytes: u64) {
+    pub fn ingest_in_batches(&self, d: &Decoded<'_>, bytes: u64) -> BatchSummary {
         const BATCH: usize = 4096;
         let mut first = true;
         let mut chunks = d.records.chunks(BATCH).peekable();
         if chunks.peek().is_none() {
-            self.ingest_records(&[], d.invalid, bytes);
-            return;
+            return self.ingest_records(&[], d.invalid, bytes);
         }
+        let mut sum = BatchSummary::default();
         for c in chunks {
             let (inv, b) = if first {
                 (d.invalid, bytes)
@@ -123,16 +145,23 @@ impl Engine {
                 (InvalidCounts::default(), 0)
             };
             first = false;
-            self.ingest_records(c, inv, b);
+            sum.merge(self.ingest_records(c, inv, b));
         }
+        sum
     }
 
     /// Ingests one decoded batch.
-    pub fn ingest(&self, d: &Decoded<'_>, bytes: u64) {
-        self.ingest_records(&d.records, d.invalid, bytes);
+    pub fn ingest(&self, d: &Decoded<'_>, bytes: u64) -> BatchSummary {
+        self.ingest_records(&d.records, d.invalid, bytes)
     }
 
-    fn ingest_records(&self, records: &[decode::Fields<'_>], invalid: InvalidCounts, bytes: u64) {
+    fn ingest_records(
+        &self,
+        records: &[decode::Fields<'_>],
+        invalid: InvalidCounts,
+        bytes: u64,
+    ) -> BatchSummary {
+        let mut sum = BatchSummary::default();
         let mut st = InputStats {
             invalid,
             bytes,
@@ -179,6 +208,7 @@ impl Engine {
             st.first = Some(st.first.map_or(s.time, |f| f.min(s.time)));
             st.last = Some(st.last.map_or(s.time, |l| l.max(s.time)));
             newest = newest.max(s.time);
+            sum.times.push(s.time);
             let b = self.store.bucket_of(s.time);
             // Records arrive roughly in time order: keep the current bucket out of the map.
             match &mut cached {
@@ -194,6 +224,7 @@ impl Engine {
                 t.counts[ci][class_index(s.class)][s.outcome.index()] += 1;
             }
             if let Some(protocol) = s.legacy() {
+                sum.legacy[protocol.index()][s.outcome.index()] += 1;
                 legacy.push(LegacyEvent {
                     time: s.time,
                     user: s.user(),
@@ -211,6 +242,17 @@ impl Engine {
             self.store.insert_batch(&totals, &legacy, newest);
         }
         self.stats.lock().merge(&st);
+        sum.stats = st;
+        sum
+    }
+
+    /// An engine from restored parts (a snapshot); apply the retention with [`Engine::expire`].
+    pub(crate) fn from_parts(store: Store, dedup: Dedup, stats: InputStats) -> Self {
+        Engine {
+            store,
+            dedup,
+            stats: Mutex::new(stats),
+        }
     }
 
     /// Drops what left the retention (windows and dedup ids).

@@ -6,9 +6,11 @@ use std::process::ExitCode;
 use clap::{Parser, Subcommand, ValueEnum};
 
 use signin_radar::config::parse_duration;
+use signin_radar::config::run::{LogFormat, RunConfig};
 use signin_radar::engine::{Engine, EngineConfig};
 use signin_radar::replay::{self, ReplayOptions};
 use signin_radar::report;
+use signin_radar::service::{RunMode, ServiceError};
 use signin_radar::source::file::InputSpec;
 use signin_radar::window::query::Window;
 
@@ -39,6 +41,138 @@ enum Command {
         #[arg(value_name = "FILE")]
         file: std::path::PathBuf,
     },
+    /// Run the service: read a source, serve /metrics and the API, keep state across restarts.
+    Run(Box<RunArgs>),
+    /// The whole service on a live synthetic stream of a 200,000-user tenant, with a live
+    /// one-screen summary; /metrics and the API on localhost.
+    Demo(DemoArgs),
+}
+
+/// Every setting of `run` (see `check-config`). Flags override SIGNIN_RADAR_* variables, which
+/// override the file.
+#[derive(clap::Args)]
+struct RunArgs {
+    /// TOML configuration file.
+    #[arg(long, value_name = "FILE")]
+    config: Option<std::path::PathBuf>,
+    /// `file:PATH` (a file or directory, read once, then served), `synth`, or `eventhubs`.
+    #[arg(long)]
+    source: Option<String>,
+    /// Address of /metrics, /healthz, /readyz and /api/v1 (e.g. 0.0.0.0:9464).
+    #[arg(long, value_name = "ADDR")]
+    listen: Option<String>,
+    /// Directory for state snapshots (a persistent volume in Kubernetes).
+    #[arg(long, value_name = "DIR")]
+    state_dir: Option<String>,
+    /// Event time kept behind the newest event (e.g. 24h, 7d).
+    #[arg(long, value_name = "DURATION")]
+    retention: Option<String>,
+    /// Width of the window buckets (e.g. 1m).
+    #[arg(long, value_name = "DURATION")]
+    bucket: Option<String>,
+    /// Time between state snapshots.
+    #[arg(long, value_name = "DURATION")]
+    snapshot_interval: Option<String>,
+    /// Longest a shutdown may take (Kubernetes gives 30s by default).
+    #[arg(long, value_name = "DURATION")]
+    shutdown_timeout: Option<String>,
+    /// Log format: human or json.
+    #[arg(long, value_name = "FORMAT")]
+    log_format: Option<String>,
+    /// Most sign-in ids remembered for deduplication.
+    #[arg(long, value_name = "N")]
+    dedup_capacity: Option<String>,
+    /// Most legacy keys kept over all buckets.
+    #[arg(long, value_name = "N")]
+    max_keys: Option<String>,
+    /// Size of the top-K users/IPs metric family (0 = off).
+    #[arg(long, value_name = "N")]
+    top_k_metrics: Option<String>,
+    /// Key that pseudonymises users and IPs in the top-K family (prefer the variable).
+    #[arg(long, value_name = "KEY")]
+    pseudonymise_key: Option<String>,
+    /// Event Hubs SAS connection string (prefer the variable).
+    #[arg(long, value_name = "SAS")]
+    eventhubs_connection_string: Option<String>,
+    #[arg(long, value_name = "NAMESPACE")]
+    eventhubs_namespace: Option<String>,
+    #[arg(long, value_name = "HUB")]
+    eventhubs_name: Option<String>,
+    #[arg(long, value_name = "GROUP")]
+    consumer_group: Option<String>,
+    /// Endpoint override, e.g. amqp://127.0.0.1:5671.
+    #[arg(long, value_name = "URL")]
+    eventhubs_endpoint: Option<String>,
+    /// Where partitions without saved state start: earliest or latest.
+    #[arg(long, value_name = "POSITION")]
+    start_position: Option<String>,
+    /// Most records per second a file or synth source delivers (0 = no limit).
+    #[arg(long, value_name = "N")]
+    rate: Option<String>,
+    /// Ingestion threads (0 = one per core).
+    #[arg(long, value_name = "N")]
+    threads: Option<String>,
+    /// Users of the tenant the synth source simulates.
+    #[arg(long, value_name = "N")]
+    synth_users: Option<String>,
+    /// Seed of the synth source.
+    #[arg(long, value_name = "N")]
+    synth_seed: Option<String>,
+}
+
+impl RunArgs {
+    /// (key, value) of every flag given.
+    fn flags(&self) -> Vec<(&'static str, &str)> {
+        let all: [(&'static str, &Option<String>); 22] = [
+            ("source", &self.source),
+            ("listen", &self.listen),
+            ("state_dir", &self.state_dir),
+            ("retention", &self.retention),
+            ("bucket", &self.bucket),
+            ("snapshot_interval", &self.snapshot_interval),
+            ("shutdown_timeout", &self.shutdown_timeout),
+            ("log_format", &self.log_format),
+            ("dedup_capacity", &self.dedup_capacity),
+            ("max_keys", &self.max_keys),
+            ("top_k_metrics", &self.top_k_metrics),
+            ("pseudonymise_key", &self.pseudonymise_key),
+            (
+                "eventhubs_connection_string",
+                &self.eventhubs_connection_string,
+            ),
+            ("eventhubs_namespace", &self.eventhubs_namespace),
+            ("eventhubs_name", &self.eventhubs_name),
+            ("consumer_group", &self.consumer_group),
+            ("eventhubs_endpoint", &self.eventhubs_endpoint),
+            ("start_position", &self.start_position),
+            ("rate", &self.rate),
+            ("threads", &self.threads),
+            ("synth_users", &self.synth_users),
+            ("synth_seed", &self.synth_seed),
+        ];
+        all.iter()
+            .filter_map(|(k, v)| v.as_deref().map(|v| (*k, v)))
+            .collect()
+    }
+}
+
+#[derive(clap::Args)]
+struct DemoArgs {
+    /// Users of the simulated tenant.
+    #[arg(long, default_value_t = 200_000)]
+    users: u32,
+    /// Sign-ins per second (a 200,000-user tenant averages a few hundred).
+    #[arg(long, default_value_t = 300)]
+    rate: u64,
+    /// Address of /metrics and the API.
+    #[arg(long, default_value = "127.0.0.1:9464")]
+    listen: String,
+    /// Seed of the stream.
+    #[arg(long, default_value_t = 1)]
+    seed: u64,
+    /// Keep state here, so a second demo resumes the first.
+    #[arg(long)]
+    state_dir: Option<String>,
 }
 
 #[derive(Clone, Copy, ValueEnum)]
@@ -76,6 +210,7 @@ struct ReplayArgs {
 }
 
 fn replay_cmd(a: ReplayArgs) -> anyhow::Result<ExitCode> {
+    init_logs(LogFormat::Human, "warn");
     let mut cfg = EngineConfig::default();
     cfg.window.bucket_ns = a.bucket;
     cfg.window.retention_ns = a.retention;
@@ -142,15 +277,109 @@ fn check_config_cmd(file: &std::path::Path) -> anyhow::Result<ExitCode> {
         print!("{}", toml::to_string(&config)?);
         return Ok(ExitCode::SUCCESS);
     }
+    print_problems(&name.to_string(), &problems);
+    Ok(ExitCode::from(2))
+}
+
+/// Logs go to stderr: human lines by default, JSON (one object a line, for Loki or
+/// Elasticsearch) with `log_format = "json"`. `RUST_LOG` overrides the level.
+fn init_logs(format: LogFormat, default_level: &str) {
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default_level));
+    let b = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
+        .with_writer(std::io::stderr);
+    let _ = match format {
+        LogFormat::Json => b
+            .json()
+            .flatten_event(true)
+            .with_current_span(false)
+            .try_init(),
+        LogFormat::Human => b.try_init(),
+    };
+}
+
+fn print_problems(name: &str, problems: &[signin_radar::config::run::Problem]) {
     let n = problems.len();
     eprintln!(
         "signin-radar: {name}: {n} problem{}:",
         if n == 1 { "" } else { "s" }
     );
-    for p in &problems {
+    for p in problems {
         eprintln!("  - {p}");
     }
-    Ok(ExitCode::from(2))
+}
+
+fn run_cmd(a: &RunArgs) -> anyhow::Result<ExitCode> {
+    let (text, name) = match &a.config {
+        Some(f) => match std::fs::read_to_string(f) {
+            Ok(t) => (t, f.display().to_string()),
+            Err(e) => {
+                eprintln!("signin-radar: error: cannot read {}: {e}", f.display());
+                return Ok(ExitCode::from(2));
+            }
+        },
+        None => (String::new(), "settings".to_string()),
+    };
+    let (mut cfg, mut problems) = match RunConfig::from_toml(&text) {
+        Ok(x) => x,
+        Err(p) => (RunConfig::default(), vec![p]),
+    };
+    problems.extend(cfg.apply_env(std::env::vars()));
+    for (key, value) in a.flags() {
+        if let Err(mut p) = cfg.set(key, value) {
+            p.key = format!("--{}", key.replace('_', "-"));
+            problems.push(p);
+        }
+    }
+    if problems.is_empty() {
+        problems.extend(cfg.validate());
+    }
+    if !problems.is_empty() {
+        print_problems(&name, &problems);
+        return Ok(ExitCode::from(2));
+    }
+    init_logs(cfg.log_format, "info");
+    start(cfg, RunMode::default())
+}
+
+fn start(cfg: RunConfig, mode: RunMode) -> anyhow::Result<ExitCode> {
+    match signin_radar::service::run(cfg, mode) {
+        Ok(()) => Ok(ExitCode::SUCCESS),
+        Err(e) => {
+            tracing::error!(error = %e, "The service stopped.");
+            eprintln!("signin-radar: error: {e}");
+            Ok(ExitCode::from(
+                if matches!(e, ServiceError::ShutdownTimeout(_)) {
+                    1
+                } else {
+                    2
+                },
+            ))
+        }
+    }
+}
+
+fn demo_cmd(a: DemoArgs) -> anyhow::Result<ExitCode> {
+    let mut cfg = RunConfig {
+        source: "synth".into(),
+        listen: a.listen,
+        rate: a.rate,
+        synth_users: a.users,
+        synth_seed: a.seed,
+        state_dir: a.state_dir.map(Into::into),
+        ..RunConfig::default()
+    };
+    cfg.snapshot_interval = "30s".into();
+    let problems = cfg.validate();
+    if !problems.is_empty() {
+        print_problems("demo", &problems);
+        return Ok(ExitCode::from(2));
+    }
+    // The screen is the demo's output: only warnings and errors are logged.
+    init_logs(LogFormat::Human, "warn");
+    start(cfg, RunMode { screen: true })
 }
 
 fn main() -> ExitCode {
@@ -159,6 +388,8 @@ fn main() -> ExitCode {
         Command::Replay(a) => replay_cmd(a),
         Command::Synth(a) => synth_cmd(a),
         Command::CheckConfig { file } => check_config_cmd(&file),
+        Command::Run(a) => run_cmd(&a),
+        Command::Demo(a) => demo_cmd(a),
     };
     match res {
         Ok(code) => code,

@@ -8,7 +8,7 @@ use std::sync::Arc;
 use parking_lot::Mutex;
 
 use crate::decode::{Decoded, InvalidCounts};
-use crate::engine::Engine;
+use crate::engine::{BatchSummary, Engine};
 use crate::source::file::{self, InputSpec, Opened, SourceError, Work};
 
 /// Inputs larger than this get a progress bar (when stderr is a terminal).
@@ -20,7 +20,7 @@ pub struct ReplayOptions {
 }
 
 /// Runs one piece of work through the engine.
-pub fn process(engine: &Engine, work: Work) {
+pub fn process(engine: &Engine, work: Work) -> BatchSummary {
     match work {
         Work::MappedLines(b, r) => engine.ingest_lines(&b[r]),
         Work::Lines(v) => engine.ingest_lines(&v),
@@ -28,14 +28,14 @@ pub fn process(engine: &Engine, work: Work) {
         Work::Document(v) => {
             let mut d = Decoded::default();
             crate::decode::decode_document_or_lines(crate::decode::strip_bom(&v), &mut d);
-            engine.ingest_in_batches(&d, v.len() as u64);
+            engine.ingest_in_batches(&d, v.len() as u64)
         }
         Work::Invalid(why, message) => {
-            eprintln!("signin-radar: warning: {message}");
+            tracing::warn!("{message}");
             let mut invalid = InvalidCounts::default();
             invalid.add(why);
             let d = Decoded::with_invalid(invalid);
-            engine.ingest(&d, 0);
+            engine.ingest(&d, 0)
         }
     }
 }
@@ -83,7 +83,10 @@ pub fn replay(
     let threads = opts.threads.max(1);
     if threads == 1 {
         for (name, o) in opened {
-            feed(o, &name, &run);
+            feed(o, &name, &|w| {
+                run(w);
+                true
+            });
         }
     } else {
         let (tx, rx) = sync_channel::<Work>(threads * 2);
@@ -101,10 +104,8 @@ pub fn replay(
                 });
             }
             for (name, o) in opened {
-                feed(o, &name, &|w| {
-                    // Workers only stop when the sender is gone, so this cannot fail.
-                    let _ = tx.send(w);
-                });
+                // Workers only stop when the sender is gone, so sending cannot fail.
+                feed(o, &name, &|w| tx.send(w).is_ok());
             }
             drop(tx);
         });
@@ -115,7 +116,7 @@ pub fn replay(
     Ok(())
 }
 
-fn feed(o: Opened, name: &str, emit: &dyn Fn(Work)) {
+fn feed(o: Opened, name: &str, emit: &dyn Fn(Work) -> bool) {
     match o {
         Opened::Mapped(b) => file::split_mapped(b, emit),
         Opened::Stream(r) => file::split_stream(r, name, emit),

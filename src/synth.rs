@@ -847,6 +847,12 @@ impl Generator {
         }
     }
 
+    /// Moves past one record without rendering it (the stream is the same either way);
+    /// false when done.
+    pub fn skip_record(&mut self) -> bool {
+        self.next_event().is_some()
+    }
+
     /// The next sign-in and whether it repeats an earlier one.
     fn next_event(&mut self) -> Option<(Event, bool)> {
         if self.next >= self.total {

@@ -87,6 +87,14 @@ pub struct RunConfig {
     /// Endpoint override, e.g. `amqp://127.0.0.1:5671` for the test server.
     pub eventhubs_endpoint: Option<String>,
     pub start_position: StartPosition,
+    /// Most records per second a `file:` or `synth` source delivers; 0 = no limit.
+    pub rate: u64,
+    /// Ingestion threads; 0 = one per core.
+    pub threads: usize,
+    /// Users of the tenant the `synth` source simulates.
+    pub synth_users: u32,
+    /// Seed of the `synth` source.
+    pub synth_seed: u64,
 }
 
 impl Default for RunConfig {
@@ -110,6 +118,10 @@ impl Default for RunConfig {
             consumer_group: "$Default".into(),
             eventhubs_endpoint: None,
             start_position: StartPosition::Latest,
+            rate: 0,
+            threads: 0,
+            synth_users: 200_000,
+            synth_seed: 1,
         }
     }
 }
@@ -134,6 +146,10 @@ pub const KEYS: &[&str] = &[
     "consumer_group",
     "eventhubs_endpoint",
     "start_position",
+    "rate",
+    "threads",
+    "synth_users",
+    "synth_seed",
 ];
 
 /// One thing wrong with a configuration, said so that a person can fix it.
@@ -243,6 +259,13 @@ impl RunConfig {
                 }
             }
             "dedup_capacity" => self.dedup_capacity = number(key)?,
+            "rate" => self.rate = number(key)? as u64,
+            "threads" => self.threads = number(key)?,
+            "synth_users" => {
+                self.synth_users = u32::try_from(number(key)?)
+                    .map_err(|_| problem(key, format!("`{v}` is too large")))?
+            }
+            "synth_seed" => self.synth_seed = number(key)? as u64,
             "max_keys" => self.max_keys = number(key)?,
             "top_k_metrics" => self.top_k_metrics = number(key)?,
             "pseudonymise_key" => self.pseudonymise_key = some(v).map(Secret),
@@ -287,6 +310,28 @@ impl RunConfig {
             }
         }
         problems
+    }
+
+    /// The engine's settings (of a configuration that [`validate`](Self::validate) passed).
+    pub fn engine_config(&self) -> crate::engine::EngineConfig {
+        let d = |t: &str, default: i64| parse_duration(t).unwrap_or(default);
+        let mut c = crate::engine::EngineConfig::default();
+        c.window.bucket_ns = d(&self.bucket, c.window.bucket_ns);
+        c.window.retention_ns = Some(d(&self.retention, 86_400 * 1_000_000_000));
+        c.window.max_keys = self.max_keys;
+        c.dedup_capacity = self.dedup_capacity;
+        c
+    }
+
+    /// A duration setting in ns (of a configuration that [`validate`](Self::validate) passed).
+    pub fn duration(&self, key: &str) -> std::time::Duration {
+        let text = match key {
+            "retention" => &self.retention,
+            "bucket" => &self.bucket,
+            "snapshot_interval" => &self.snapshot_interval,
+            _ => &self.shutdown_timeout,
+        };
+        std::time::Duration::from_nanos(parse_duration(text).unwrap_or(0).max(0) as u64)
     }
 
     /// Every problem of a complete configuration, each with what to do about it.
@@ -359,6 +404,7 @@ impl RunConfig {
         for (key, n) in [
             ("dedup_capacity", self.dedup_capacity),
             ("max_keys", self.max_keys),
+            ("synth_users", self.synth_users as usize),
         ] {
             if n == 0 {
                 out.push(problem(key, "must be at least 1"));
@@ -396,7 +442,8 @@ mod tests {
             let value = match *key {
                 "log_format" => "json",
                 "start_position" => "earliest",
-                "dedup_capacity" | "max_keys" | "top_k_metrics" => "7",
+                "dedup_capacity" | "max_keys" | "top_k_metrics" | "rate" | "threads"
+                | "synth_users" | "synth_seed" => "7",
                 _ => "x",
             };
             let mut c = RunConfig::default();

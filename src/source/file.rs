@@ -205,8 +205,8 @@ impl Work {
 }
 
 /// Cuts a mapped file into work: chunks of about [`CHUNK_BYTES`] of whole lines, or one
-/// document.
-pub fn split_mapped(bytes: Arc<Bytes>, mut emit: impl FnMut(Work)) {
+/// document. Stops when `emit` returns false.
+pub fn split_mapped(bytes: Arc<Bytes>, mut emit: impl FnMut(Work) -> bool) {
     let data: &[u8] = &bytes;
     let bom = data.len() - decode::strip_bom(data).len();
     if decode::detect_framing(data) == Framing::Document {
@@ -221,15 +221,21 @@ pub fn split_mapped(bytes: Arc<Bytes>, mut emit: impl FnMut(Work)) {
         } else {
             memchr::memchr(b'\n', &data[target..]).map_or(data.len(), |i| target + i + 1)
         };
-        emit(Work::MappedLines(bytes.clone(), start..end));
+        if !emit(Work::MappedLines(bytes.clone(), start..end)) {
+            return;
+        }
         start = end;
     }
 }
 
 /// Reads a stream into work. Read errors end the stream: the whole lines read before still
 /// count, and the break (with the line or document it cut) is one `truncated` unit, with a
-/// warning naming the error.
-pub fn split_stream(mut r: Box<dyn BufRead + Send>, name: &str, mut emit: impl FnMut(Work)) {
+/// warning naming the error. Stops reading when `emit` returns false.
+pub fn split_stream(
+    mut r: Box<dyn BufRead + Send>,
+    name: &str,
+    mut emit: impl FnMut(Work) -> bool,
+) {
     let mut buf: Vec<u8> = Vec::with_capacity(CHUNK_BYTES * 2);
     let mut eof = false;
     let mut broken: Option<io::Error> = None;
@@ -307,19 +313,24 @@ pub fn split_stream(mut r: Box<dyn BufRead + Send>, name: &str, mut emit: impl F
             };
             if cut > 0 && !skipping {
                 let rest = buf.split_off(cut);
-                emit(Work::Lines(std::mem::replace(&mut buf, rest)));
+                if !emit(Work::Lines(std::mem::replace(&mut buf, rest))) {
+                    return;
+                }
             }
             if eof {
                 break;
             }
             if buf.len() > MAX_LINE_BYTES && !skipping {
-                emit(Work::Invalid(
+                let go = emit(Work::Invalid(
                     decode::Invalid::TooLarge,
                     format!(
                         "{name}: a line longer than {} MiB was skipped",
                         MAX_LINE_BYTES >> 20
                     ),
                 ));
+                if !go {
+                    return;
+                }
                 skipping = true;
                 buf.clear();
             }
@@ -348,4 +359,49 @@ fn has_complete_first_line(buf: &[u8]) -> bool {
         rest = &rest[i + 1..];
     }
     false
+}
+
+/// The service's `file:` source: cuts each opened file into units as `replay` does, numbers
+/// them, skips the ones `positions` says were counted, and hands the rest to `emit` with their
+/// [`Mark`](super::Mark). Unit boundaries depend only on the bytes, so the numbers are stable
+/// across restarts. Stops early when `emit` returns false (shutdown).
+pub fn feed_units(
+    files: Vec<(String, Opened)>,
+    positions: &super::Positions,
+    emit: &mut dyn FnMut(super::Unit) -> bool,
+) -> bool {
+    for (name, o) in files {
+        let done = positions.files.get(&name).map(|f| f.done.clone());
+        let mut unit = 0u64;
+        let mut go = true;
+        let mut each = |w: Work| {
+            let n = unit;
+            unit += 1;
+            if done.as_ref().is_some_and(|d| d.contains(n)) {
+                return true;
+            }
+            let mark = super::Mark::File {
+                path: name.clone(),
+                unit: n,
+            };
+            go = emit(super::Unit { work: w, mark });
+            go
+        };
+        match o {
+            Opened::Mapped(b) => split_mapped(b, &mut each),
+            Opened::Stream(r) => split_stream(r, &name, &mut each),
+        }
+        if !go {
+            return false;
+        }
+    }
+    true
+}
+
+/// Length of an opened input, when known before reading (mapped files).
+pub fn opened_len(o: &Opened) -> Option<u64> {
+    match o {
+        Opened::Mapped(b) => Some(b.len() as u64),
+        Opened::Stream(_) => None,
+    }
 }

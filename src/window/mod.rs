@@ -301,3 +301,139 @@ impl Store {
         self.shards.iter().map(|s| s.lock().keys).sum()
     }
 }
+
+/// Number of store shards (snapshots write one section per shard).
+pub(crate) const STORE_SHARDS: usize = SHARDS;
+
+/// Shard of a user's keys, as [`Store::insert_batch`] places them.
+pub(crate) fn user_shard(user: &str) -> usize {
+    shard_of_user(user)
+}
+
+/// The contents of one store shard, rebuilt from a snapshot.
+#[derive(Default)]
+pub(crate) struct ShardParts {
+    /// Interned strings; every key's strings should be these `Arc`s.
+    pub strings: FxHashSet<Arc<str>>,
+    pub buckets: BTreeMap<i64, FxHashMap<Key, u64>>,
+}
+
+/// Counters of [`Evictions`], as plain numbers.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub(crate) struct EvictionCounts {
+    pub capacity_keys: u64,
+    pub capacity_records: u64,
+    pub late_records: u64,
+    pub expired_buckets: u64,
+}
+
+impl Evictions {
+    pub(crate) fn counts(&self) -> EvictionCounts {
+        EvictionCounts {
+            capacity_keys: self.capacity_keys.load(Ordering::Relaxed),
+            capacity_records: self.capacity_records.load(Ordering::Relaxed),
+            late_records: self.late_records.load(Ordering::Relaxed),
+            expired_buckets: self.expired_buckets.load(Ordering::Relaxed),
+        }
+    }
+}
+
+impl Store {
+    /// Calls `f` with each shard index and its buckets, locking one shard at a time.
+    pub(crate) fn for_each_shard(
+        &self,
+        mut f: impl FnMut(usize, &BTreeMap<i64, FxHashMap<Key, u64>>),
+    ) {
+        for (i, s) in self.shards.iter().enumerate() {
+            f(i, &s.lock().buckets);
+        }
+    }
+
+    /// Totals per bucket, merged over the totals shards (locked one at a time).
+    pub(crate) fn merged_totals(&self) -> BTreeMap<i64, Totals> {
+        let mut out: BTreeMap<i64, Totals> = BTreeMap::new();
+        for t in self.totals.iter() {
+            for (b, tot) in t.lock().iter() {
+                out.entry(*b).or_default().merge(tot);
+            }
+        }
+        out
+    }
+
+    /// Rebuilds a store from its parts (one [`ShardParts`] per shard, each holding only keys
+    /// of its own users), then applies `cfg.max_keys`, counting what it drops as evictions.
+    /// Retention is not applied here: call [`Store::expire`].
+    pub(crate) fn from_parts(
+        cfg: WindowConfig,
+        parts: Vec<ShardParts>,
+        totals: BTreeMap<i64, Totals>,
+        watermark: Option<i64>,
+        evictions: EvictionCounts,
+    ) -> Store {
+        debug_assert_eq!(parts.len(), SHARDS);
+        let store = Store::new(cfg);
+        for (slot, p) in store.shards.iter().zip(parts) {
+            let keys = p.buckets.values().map(|m| m.len()).sum();
+            *slot.lock() = Shard {
+                buckets: p.buckets,
+                strings: p.strings,
+                keys,
+            };
+        }
+        *store.totals[0].lock() = totals;
+        store
+            .watermark
+            .store(watermark.unwrap_or(i64::MIN), Ordering::Relaxed);
+        let e = &store.evictions;
+        e.capacity_keys
+            .store(evictions.capacity_keys, Ordering::Relaxed);
+        e.capacity_records
+            .store(evictions.capacity_records, Ordering::Relaxed);
+        e.late_records
+            .store(evictions.late_records, Ordering::Relaxed);
+        e.expired_buckets
+            .store(evictions.expired_buckets, Ordering::Relaxed);
+        store.enforce_max_keys();
+        store
+    }
+
+    /// Drops the oldest buckets of shards over their share of `max_keys`, as an insert would.
+    fn enforce_max_keys(&self) {
+        let per_shard = self.cfg.max_keys.div_ceil(SHARDS).max(1);
+        for s in self.shards.iter() {
+            let mut shard = s.lock();
+            let mut swept = false;
+            while shard.keys > per_shard {
+                let Some(&oldest) = shard.buckets.keys().next() else {
+                    break;
+                };
+                let (k, r) = shard.drop_bucket(oldest);
+                self.evictions.capacity_keys.fetch_add(k, Ordering::Relaxed);
+                self.evictions
+                    .capacity_records
+                    .fetch_add(r, Ordering::Relaxed);
+                swept = true;
+            }
+            if swept {
+                shard.sweep_strings();
+            }
+        }
+    }
+
+    /// True when every key sits in its user's shard and uses that shard's interned strings.
+    #[cfg(test)]
+    pub(crate) fn is_well_interned(&self) -> bool {
+        self.shards.iter().enumerate().all(|(i, s)| {
+            let s = s.lock();
+            let interned = |a: &Arc<str>| s.strings.get(a).is_some_and(|b| Arc::ptr_eq(a, b));
+            let keys: usize = s.buckets.values().map(|m| m.len()).sum();
+            keys == s.keys
+                && s.buckets.values().flatten().all(|(k, _)| {
+                    shard_of_user(&k.user) == i
+                        && interned(&k.user)
+                        && interned(&k.ip)
+                        && interned(&k.client)
+                })
+        })
+    }
+}

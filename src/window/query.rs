@@ -106,6 +106,19 @@ fn top_sorted<T, K: Ord>(mut rows: Vec<T>, top: usize, key: impl Fn(&T) -> K) ->
     rows
 }
 
+/// The first `top` rows in `cmp` order, sorted: a selection, then a sort of the winners only.
+fn top_by<T>(mut rows: Vec<T>, top: usize, cmp: impl Fn(&T, &T) -> std::cmp::Ordering) -> Vec<T> {
+    if top == 0 {
+        return Vec::new();
+    }
+    if rows.len() > top {
+        rows.select_nth_unstable_by(top - 1, &cmp);
+        rows.truncate(top);
+    }
+    rows.sort_unstable_by(&cmp);
+    rows
+}
+
 impl Store {
     fn bucket_range(&self, w: Window) -> std::ops::RangeInclusive<i64> {
         // A bucket [b, b + width) overlaps [from, to) when b > from - width and b < to.
@@ -129,6 +142,60 @@ impl Store {
         for t in self.totals.iter() {
             for (_, tot) in t.lock().range(range.clone()) {
                 out.merge(tot);
+            }
+        }
+        out
+    }
+
+    /// Distinct legacy users and IPs per protocol for each window starting at `froms[i]`
+    /// (open-ended), in one pass over the store: the metrics' cheap form of
+    /// [`legacy_summary`](Self::legacy_summary). A user lives in one shard and each shard
+    /// interns a string once, so users are told apart by pointer; IPs by their text.
+    pub fn protocol_distinct<const N: usize>(
+        &self,
+        froms: [i64; N],
+    ) -> [[(u64, u64); Protocol::COUNT]; N] {
+        let lo: [i64; N] = froms.map(|f| {
+            if f == i64::MIN {
+                i64::MIN
+            } else {
+                self.bucket_of(f)
+            }
+        });
+        let first = lo.iter().copied().min().unwrap_or(i64::MAX);
+        let mut out = [[(0u64, 0u64); Protocol::COUNT]; N];
+        let mut ips: Vec<Vec<FxHashSet<Arc<str>>>> = (0..N)
+            .map(|_| (0..Protocol::COUNT).map(|_| FxHashSet::default()).collect())
+            .collect();
+        let mut shard_users: Vec<Vec<FxHashSet<usize>>> = (0..N)
+            .map(|_| (0..Protocol::COUNT).map(|_| FxHashSet::default()).collect())
+            .collect();
+        for shard in self.shards.iter() {
+            let shard = shard.lock();
+            for (b, bucket) in shard.buckets.range(first..) {
+                for k in bucket.keys() {
+                    let p = k.protocol.index();
+                    for w in 0..N {
+                        if *b >= lo[w] {
+                            shard_users[w][p].insert(Arc::as_ptr(&k.user) as *const u8 as usize);
+                            if !ips[w][p].contains(&k.ip) {
+                                ips[w][p].insert(k.ip.clone());
+                            }
+                        }
+                    }
+                }
+            }
+            drop(shard);
+            for w in 0..N {
+                for p in 0..Protocol::COUNT {
+                    out[w][p].0 += shard_users[w][p].len() as u64;
+                    shard_users[w][p].clear();
+                }
+            }
+        }
+        for w in 0..N {
+            for p in 0..Protocol::COUNT {
+                out[w][p].1 = ips[w][p].len() as u64;
             }
         }
         out
@@ -186,48 +253,53 @@ impl Store {
         };
         let user_count = users.len() as u64;
         let ip_count = ips.len() as u64;
-        let top_users = top_sorted(
-            users
-                .into_iter()
-                .map(|(user, a)| {
-                    let mut ps: Vec<(u64, Protocol)> = Protocol::ALL
-                        .iter()
-                        .filter(|p| a.by_protocol[p.index()] > 0)
-                        .map(|p| (a.by_protocol[p.index()], *p))
-                        .collect();
-                    ps.sort_by_key(|(n, p)| (std::cmp::Reverse(*n), p.name()));
-                    UserRow {
-                        user: user.to_string(),
-                        counts: a.counts,
-                        protocols: ps.into_iter().map(|(_, p)| p).collect(),
-                    }
-                })
-                .collect(),
-            top,
-            |r| (std::cmp::Reverse(r.counts.total()), r.user.clone()),
-        );
-        let top_ips = top_sorted(
-            ips.into_iter()
-                .map(|(ip, a)| IpRow {
-                    ip: ip.to_string(),
+        // Rank by reference first; only the rows that make the list become `String`s.
+        let users: Vec<(Arc<str>, UserAgg)> = top_by(users.into_iter().collect(), top, |a, b| {
+            b.1.counts
+                .total()
+                .cmp(&a.1.counts.total())
+                .then_with(|| a.0.cmp(&b.0))
+        });
+        let top_users = users
+            .into_iter()
+            .map(|(user, a)| {
+                let mut ps: Vec<(u64, Protocol)> = Protocol::ALL
+                    .iter()
+                    .filter(|p| a.by_protocol[p.index()] > 0)
+                    .map(|p| (a.by_protocol[p.index()], *p))
+                    .collect();
+                ps.sort_by_key(|(n, p)| (std::cmp::Reverse(*n), p.name()));
+                UserRow {
+                    user: user.to_string(),
                     counts: a.counts,
-                    users: a.users.len() as u64,
-                })
-                .collect(),
-            top,
-            |r| (std::cmp::Reverse(r.counts.total()), r.ip.clone()),
-        );
-        let top_clients = top_sorted(
-            clients
-                .into_iter()
-                .map(|(c, total)| ClientRow {
-                    client: c.to_string(),
-                    total,
-                })
-                .collect(),
-            top,
-            |r| (std::cmp::Reverse(r.total), r.client.clone()),
-        );
+                    protocols: ps.into_iter().map(|(_, p)| p).collect(),
+                }
+            })
+            .collect();
+        let ips: Vec<(Arc<str>, IpAgg)> = top_by(ips.into_iter().collect(), top, |a, b| {
+            b.1.counts
+                .total()
+                .cmp(&a.1.counts.total())
+                .then_with(|| a.0.cmp(&b.0))
+        });
+        let top_ips = ips
+            .into_iter()
+            .map(|(ip, a)| IpRow {
+                ip: ip.to_string(),
+                counts: a.counts,
+                users: a.users.len() as u64,
+            })
+            .collect();
+        let clients: Vec<(Arc<str>, u64)> = top_by(clients.into_iter().collect(), top, |a, b| {
+            b.1.cmp(&a.1).then_with(|| a.0.cmp(&b.0))
+        });
+        let top_clients = clients
+            .into_iter()
+            .map(|(c, total)| ClientRow {
+                client: c.to_string(),
+                total,
+            })
+            .collect();
         LegacySummary {
             counts,
             users: user_count,
@@ -335,5 +407,43 @@ mod tests {
                 .load(std::sync::atomic::Ordering::Relaxed),
             99
         );
+    }
+
+    #[test]
+    fn protocol_distinct_agrees_with_the_summary() {
+        use rand::{Rng, SeedableRng};
+        let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(3);
+        let store = Store::new(WindowConfig::default());
+        let evs: Vec<LegacyEvent> = (0..5_000)
+            .map(|_| {
+                ev(
+                    rng.gen_range(0..600) * MIN / 4,
+                    &format!("u{}", rng.gen_range(0..300)),
+                    &format!("10.0.0.{}", rng.gen_range(0..40)),
+                    Protocol::ALL[rng.gen_range(0..Protocol::COUNT)],
+                    Outcome::ALL[rng.gen_range(0..3)],
+                )
+            })
+            .collect();
+        store.insert_batch(&Default::default(), &evs, 150 * MIN);
+        let froms = [i64::MIN, 0, 60 * MIN, 149 * MIN, 151 * MIN];
+        let got = store.protocol_distinct(froms);
+        for (w, from) in froms.iter().enumerate() {
+            let s = store.legacy_summary(
+                Window {
+                    from: *from,
+                    to: i64::MAX,
+                },
+                0,
+            );
+            for p in Protocol::ALL {
+                let want = s
+                    .protocols
+                    .iter()
+                    .find(|r| r.protocol == p)
+                    .map_or((0, 0), |r| (r.users, r.ips));
+                assert_eq!(got[w][p.index()], want, "from {from} {p:?}");
+            }
+        }
     }
 }

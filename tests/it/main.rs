@@ -6,9 +6,11 @@
 //! - `bad_input`: malformed input, case by case, with exact expected counts.
 //! - `corpus`: hand-checked expectations on `../shared/corpus/public`.
 //! - `cli`: arguments, exit codes, `--top`, `--format table`, `--retention`.
+//! - `service`: `signin-radar run` as a child process: HTTP API, metrics, restarts, settings.
 
 mod bad_input;
 mod cli;
 mod corpus;
 mod reference;
+mod service;
 mod support;

@@ -412,3 +412,485 @@ pub fn contract_only(v: &Value) -> Value {
     legacy["top_clients"] = list(&l["top_clients"], &["client", "total"]);
     serde_json::json!({"input": input, "time": normalize_time(&pick(&v["time"], &["first", "last"])), "legacy": legacy})
 }
+
+// ---------------------------------------------------------------------------------------------
+// The service (`signin-radar run`): a child process, a tiny HTTP client, polling with a deadline
+// ---------------------------------------------------------------------------------------------
+
+/// How long a test waits for the service to reach a state (start, catch up, stop) before failing.
+pub const SERVICE_DEADLINE: std::time::Duration = std::time::Duration::from_secs(60);
+
+/// The arguments of `run` on `file:SOURCE` that every service test starts from: an ephemeral
+/// port on localhost, the state in `state_dir`, a retention long enough for any test input (so
+/// the report equals `replay --retention 3650d`), then `extra`.
+pub fn service_args(source: &Path, state_dir: &Path, extra: &[&str]) -> Vec<std::ffi::OsString> {
+    let mut src = std::ffi::OsString::from("file:");
+    src.push(source.as_os_str());
+    let mut args: Vec<std::ffi::OsString> = vec![
+        "run".into(),
+        "--source".into(),
+        src,
+        "--listen".into(),
+        "127.0.0.1:0".into(),
+        "--state-dir".into(),
+        state_dir.as_os_str().to_owned(),
+        "--retention".into(),
+        "3650d".into(),
+    ];
+    args.extend(extra.iter().map(|s| s.into()));
+    args
+}
+
+/// A command for the binary with an environment that no outer `SIGNIN_RADAR_*` or `RUST_LOG`
+/// variable can change, plus `env`.
+fn service_command<S: AsRef<std::ffi::OsStr>>(args: &[S], env: &[(&str, &str)]) -> Command {
+    let mut cmd = Command::new(bin());
+    cmd.args(args)
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
+    for (k, _) in std::env::vars_os() {
+        let name = k.to_string_lossy();
+        if name.starts_with("SIGNIN_RADAR_") || name == "RUST_LOG" {
+            cmd.env_remove(&k);
+        }
+    }
+    for (k, v) in env {
+        cmd.env(k, v);
+    }
+    cmd
+}
+
+/// Copies a child's pipe into a shared string, line by line, on its own thread.
+fn capture<R: std::io::Read + Send + 'static>(
+    pipe: R,
+    first_line: Option<std::sync::mpsc::Sender<String>>,
+) -> (std::sync::Arc<Mutex<String>>, std::thread::JoinHandle<()>) {
+    use std::io::BufRead;
+    let text = std::sync::Arc::new(Mutex::new(String::new()));
+    let sink = text.clone();
+    let handle = std::thread::spawn(move || {
+        let mut first_line = first_line;
+        let mut reader = std::io::BufReader::new(pipe);
+        let mut line = Vec::new();
+        loop {
+            line.clear();
+            match reader.read_until(b'\n', &mut line) {
+                Ok(0) | Err(_) => break,
+                Ok(_) => {
+                    let s = String::from_utf8_lossy(&line).into_owned();
+                    match first_line.take() {
+                        Some(tx) => {
+                            let _ = tx.send(s);
+                        }
+                        None => sink.lock().unwrap().push_str(&s),
+                    }
+                }
+            }
+        }
+    });
+    (text, handle)
+}
+
+/// Runs the binary to its end, but for at most `deadline` (then it is killed and `code` is
+/// `None`): for runs that must exit by themselves, such as `run` with bad settings.
+pub fn run_with_deadline<S: AsRef<std::ffi::OsStr>>(
+    args: &[S],
+    env: &[(&str, &str)],
+    deadline: std::time::Duration,
+) -> Run {
+    let mut child = service_command(args, env)
+        .spawn()
+        .expect("spawn signin-radar");
+    let (out, out_thread) = capture(child.stdout.take().expect("stdout pipe"), None);
+    let (err, err_thread) = capture(child.stderr.take().expect("stderr pipe"), None);
+    let end = std::time::Instant::now() + deadline;
+    let code = loop {
+        match child.try_wait().expect("try_wait") {
+            Some(status) => break status.code(),
+            None if std::time::Instant::now() >= end => {
+                let _ = child.kill();
+                let _ = child.wait();
+                break None;
+            }
+            None => std::thread::sleep(std::time::Duration::from_millis(20)),
+        }
+    };
+    let _ = out_thread.join();
+    let _ = err_thread.join();
+    let stdout = out.lock().unwrap().clone().into_bytes();
+    let mut stderr = err.lock().unwrap().clone();
+    if code.is_none() {
+        stderr.push_str(&format!(
+            "\n<the test killed the process: still running after {deadline:?}>"
+        ));
+    }
+    Run {
+        code,
+        stdout,
+        stderr,
+    }
+}
+
+/// One HTTP answer.
+#[derive(Debug, Clone)]
+pub struct HttpResponse {
+    pub status: u16,
+    /// Header names lower-cased.
+    pub headers: Vec<(String, String)>,
+    pub body: String,
+}
+
+impl HttpResponse {
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers
+            .iter()
+            .find(|(k, _)| k == name)
+            .map(|(_, v)| v.as_str())
+    }
+
+    /// The body as JSON, or a panic that shows it.
+    pub fn json(&self, ctx: &str) -> Value {
+        serde_json::from_str(&self.body).unwrap_or_else(|e| {
+            panic!(
+                "{ctx}: the body is not JSON ({e}): status {} body {:?}",
+                self.status, self.body
+            )
+        })
+    }
+}
+
+fn decode_chunked(mut raw: &[u8]) -> Result<Vec<u8>, String> {
+    let mut out = Vec::new();
+    loop {
+        let eol = raw
+            .windows(2)
+            .position(|w| w == b"\r\n")
+            .ok_or("chunked body: no chunk size line")?;
+        let size_text = String::from_utf8_lossy(&raw[..eol]);
+        let size_text = size_text.split(';').next().unwrap_or("").trim().to_string();
+        let size = usize::from_str_radix(&size_text, 16)
+            .map_err(|_| format!("chunked body: bad chunk size {size_text:?}"))?;
+        raw = &raw[eol + 2..];
+        if size == 0 {
+            return Ok(out);
+        }
+        if raw.len() < size + 2 {
+            return Err("chunked body: truncated chunk".into());
+        }
+        out.extend_from_slice(&raw[..size]);
+        raw = &raw[size + 2..];
+    }
+}
+
+/// A blocking HTTP/1.1 GET of `path` on 127.0.0.1:`port`, with `Connection: close`.
+pub fn http_get(port: u16, path: &str) -> Result<HttpResponse, String> {
+    use std::io::Read;
+    let addr = std::net::SocketAddr::from(([127, 0, 0, 1], port));
+    let mut s = std::net::TcpStream::connect_timeout(&addr, std::time::Duration::from_secs(10))
+        .map_err(|e| format!("connect to {addr}: {e}"))?;
+    s.set_read_timeout(Some(SERVICE_DEADLINE))
+        .and_then(|_| s.set_write_timeout(Some(std::time::Duration::from_secs(10))))
+        .map_err(|e| format!("socket timeouts: {e}"))?;
+    let request = format!(
+        "GET {path} HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nAccept: */*\r\nConnection: close\r\n\r\n"
+    );
+    s.write_all(request.as_bytes())
+        .map_err(|e| format!("send GET {path}: {e}"))?;
+    let mut raw = Vec::new();
+    s.read_to_end(&mut raw)
+        .map_err(|e| format!("read the answer to GET {path}: {e}"))?;
+    let split = raw
+        .windows(4)
+        .position(|w| w == b"\r\n\r\n")
+        .ok_or_else(|| {
+            format!(
+                "GET {path}: no end of headers in {:?}",
+                String::from_utf8_lossy(&raw)
+            )
+        })?;
+    let head = String::from_utf8_lossy(&raw[..split]).into_owned();
+    let mut lines = head.split("\r\n");
+    let status_line = lines.next().unwrap_or_default();
+    let status = status_line
+        .strip_prefix("HTTP/1.1 ")
+        .or_else(|| status_line.strip_prefix("HTTP/1.0 "))
+        .and_then(|r| r.get(..3))
+        .and_then(|c| c.parse::<u16>().ok())
+        .ok_or_else(|| format!("GET {path}: bad status line {status_line:?}"))?;
+    let headers: Vec<(String, String)> = lines
+        .filter_map(|l| l.split_once(':'))
+        .map(|(k, v)| (k.trim().to_ascii_lowercase(), v.trim().to_string()))
+        .collect();
+    let mut body = raw[split + 4..].to_vec();
+    let header = |name: &str| {
+        headers
+            .iter()
+            .find(|(k, _)| k == name)
+            .map(|(_, v)| v.clone())
+    };
+    if header("transfer-encoding").is_some_and(|t| t.eq_ignore_ascii_case("chunked")) {
+        body = decode_chunked(&body).map_err(|e| format!("GET {path}: {e}"))?;
+    } else if let Some(len) = header("content-length") {
+        let len: usize = len
+            .parse()
+            .map_err(|_| format!("GET {path}: bad content-length {len:?}"))?;
+        if body.len() != len {
+            return Err(format!(
+                "GET {path}: content-length {len} but {} body bytes",
+                body.len()
+            ));
+        }
+    }
+    let body = String::from_utf8(body).map_err(|e| format!("GET {path}: body not UTF-8: {e}"))?;
+    Ok(HttpResponse {
+        status,
+        headers,
+        body,
+    })
+}
+
+/// A running `signin-radar run`, killed (SIGKILL) when dropped.
+pub struct Service {
+    child: Option<std::process::Child>,
+    pub pid: u32,
+    pub port: u16,
+    /// The first line on stdout (`listening on http://...`).
+    pub banner: String,
+    stdout: std::sync::Arc<Mutex<String>>,
+    stderr: std::sync::Arc<Mutex<String>>,
+    threads: Vec<std::thread::JoinHandle<()>>,
+    exit: Option<std::process::ExitStatus>,
+}
+
+impl Service {
+    /// Starts the service and waits for its `listening on http://127.0.0.1:PORT` line; panics
+    /// (with the stderr so far) when the process ends or says nothing in time.
+    pub fn start<S: AsRef<std::ffi::OsStr>>(args: &[S], env: &[(&str, &str)]) -> Service {
+        let mut child = service_command(args, env)
+            .spawn()
+            .expect("spawn signin-radar run");
+        let (tx, rx) = std::sync::mpsc::channel();
+        let (stdout, t1) = capture(child.stdout.take().expect("stdout pipe"), Some(tx));
+        let (stderr, t2) = capture(child.stderr.take().expect("stderr pipe"), None);
+        let pid = child.id();
+        let mut svc = Service {
+            child: Some(child),
+            pid,
+            port: 0,
+            banner: String::new(),
+            stdout,
+            stderr,
+            threads: vec![t1, t2],
+            exit: None,
+        };
+        let line = match rx.recv_timeout(SERVICE_DEADLINE) {
+            Ok(line) => line,
+            Err(e) => {
+                let why = match e {
+                    std::sync::mpsc::RecvTimeoutError::Timeout => {
+                        format!("no line on stdout within {SERVICE_DEADLINE:?}")
+                    }
+                    std::sync::mpsc::RecvTimeoutError::Disconnected => {
+                        "stdout closed before the `listening on` line".to_string()
+                    }
+                };
+                svc.kill();
+                panic!("the service did not start: {why}\n{}", svc.describe());
+            }
+        };
+        svc.banner = line.trim_end().to_string();
+        let port = svc
+            .banner
+            .strip_prefix("listening on http://127.0.0.1:")
+            .and_then(|p| p.parse::<u16>().ok());
+        match port {
+            Some(p) if p != 0 => svc.port = p,
+            _ => {
+                svc.kill();
+                panic!(
+                    "the first stdout line must be `listening on http://127.0.0.1:PORT`, got {:?}\n{}",
+                    svc.banner,
+                    svc.describe()
+                );
+            }
+        }
+        svc
+    }
+
+    /// stderr so far (all of it once the process has exited).
+    pub fn stderr(&self) -> String {
+        self.stderr.lock().unwrap().clone()
+    }
+
+    /// stdout after the `listening on` line.
+    pub fn stdout_rest(&self) -> String {
+        self.stdout.lock().unwrap().clone()
+    }
+
+    /// For assertion messages: exit status, the last status and stderr (cut to its last 6000
+    /// characters).
+    pub fn describe(&self) -> String {
+        let err = self.stderr();
+        let cut = err.len().saturating_sub(6000);
+        let cut = (cut..err.len())
+            .find(|&i| err.is_char_boundary(i))
+            .unwrap_or(err.len());
+        format!(
+            "pid {} port {} exit {:?}\n--- service stderr{} ---\n{}",
+            self.pid,
+            self.port,
+            self.exit,
+            if cut > 0 { " (last 6000 chars)" } else { "" },
+            &err[cut..]
+        )
+    }
+
+    pub fn get(&self, path: &str) -> HttpResponse {
+        http_get(self.port, path).unwrap_or_else(|e| panic!("GET {path}: {e}\n{}", self.describe()))
+    }
+
+    /// GET `path`, which must answer 200 with JSON.
+    pub fn get_json(&self, path: &str) -> Value {
+        let r = self.get(path);
+        assert_eq!(r.status, 200, "GET {path}: {}\n{}", r.body, self.describe());
+        r.json(path)
+    }
+
+    /// Whether the process has exited (then its status is kept).
+    pub fn exited(&mut self) -> Option<std::process::ExitStatus> {
+        if self.exit.is_none() {
+            if let Some(c) = self.child.as_mut() {
+                self.exit = c.try_wait().expect("try_wait");
+            }
+        }
+        self.exit
+    }
+
+    /// Polls `check` (every 20 ms) until it gives `Ok`, for at most [`SERVICE_DEADLINE`];
+    /// panics with its last `Err` (and stderr) when the time is up or the process exits.
+    pub fn wait_for<T>(
+        &mut self,
+        what: &str,
+        mut check: impl FnMut(&Service) -> Result<T, String>,
+    ) -> T {
+        let end = std::time::Instant::now() + SERVICE_DEADLINE;
+        let mut last = String::from("<not checked yet>");
+        loop {
+            if let Some(status) = self.exited() {
+                self.join_pipes();
+                panic!(
+                    "waiting for {what}: the service exited ({status}); last check: {last}\n{}",
+                    self.describe()
+                );
+            }
+            match check(self) {
+                Ok(v) => return v,
+                Err(e) => last = e,
+            }
+            if std::time::Instant::now() >= end {
+                panic!(
+                    "waiting for {what}: not within {SERVICE_DEADLINE:?}; last check: {last}\n{}",
+                    self.describe()
+                );
+            }
+            std::thread::sleep(std::time::Duration::from_millis(20));
+        }
+    }
+
+    /// `/api/v1/status` when it answers 200 with JSON.
+    pub fn try_status(&self) -> Result<Value, String> {
+        let r = http_get(self.port, "/api/v1/status")?;
+        if r.status != 200 {
+            return Err(format!("status {}: {}", r.status, r.body));
+        }
+        serde_json::from_str(&r.body).map_err(|e| format!("status is not JSON ({e}): {}", r.body))
+    }
+
+    /// Waits until `/api/v1/status` says `caught_up`; returns that status.
+    pub fn wait_caught_up(&mut self) -> Value {
+        self.wait_for("caught_up", |s| {
+            let st = s.try_status()?;
+            if st["caught_up"] == Value::Bool(true) {
+                Ok(st)
+            } else {
+                Err(st.to_string())
+            }
+        })
+    }
+
+    /// `/api/v1/report` with `query` (e.g. `top=25`).
+    pub fn report(&self, query: &str) -> Value {
+        self.get_json(&format!("/api/v1/report?{query}"))
+    }
+
+    /// Sends `signal` (e.g. `TERM`) with kill(1) and waits for the exit for at most `bound`;
+    /// returns the exit status and how long it took. Panics when the process is still running.
+    pub fn signal_and_wait(
+        &mut self,
+        signal: &str,
+        bound: std::time::Duration,
+    ) -> (std::process::ExitStatus, std::time::Duration) {
+        let sent = std::time::Instant::now();
+        let st = Command::new("kill")
+            .args([format!("-{signal}"), self.pid.to_string()])
+            .status()
+            .expect("run kill(1)");
+        assert!(st.success(), "kill -{signal} {} failed: {st}", self.pid);
+        loop {
+            if let Some(status) = self.exited() {
+                let took = sent.elapsed();
+                self.join_pipes();
+                return (status, took);
+            }
+            if sent.elapsed() > bound {
+                let took = sent.elapsed();
+                self.kill();
+                panic!(
+                    "SIG{signal}: the service had not exited after {took:?} (bound {bound:?})\n{}",
+                    self.describe()
+                );
+            }
+            std::thread::sleep(std::time::Duration::from_millis(10));
+        }
+    }
+
+    /// SIGKILL and wait: a crash, no chance to snapshot.
+    pub fn kill(&mut self) {
+        if let Some(c) = self.child.as_mut() {
+            if self.exit.is_none() {
+                let _ = c.kill();
+                self.exit = c.wait().ok();
+            }
+        }
+        self.join_pipes();
+    }
+
+    fn join_pipes(&mut self) {
+        for t in self.threads.drain(..) {
+            let _ = t.join();
+        }
+    }
+}
+
+impl Drop for Service {
+    fn drop(&mut self) {
+        if let Some(c) = self.child.as_mut() {
+            if self.exit.is_none() {
+                let _ = c.kill();
+                let _ = c.wait();
+            }
+        }
+    }
+}
+
+/// Where two reports of the binary first differ (`None` when equal).
+pub fn report_difference(expected: &Value, actual: &Value) -> Option<String> {
+    if expected == actual {
+        return None;
+    }
+    Some(
+        first_difference("report", expected, actual)
+            .unwrap_or_else(|| "<values differ, no difference located>".into()),
+    )
+}

@@ -1,0 +1,175 @@
+//! Intake: the worker threads that run source units through the engine, the positions those
+//! units advance, and the gate that makes a state snapshot see engine and positions agree.
+//!
+//! A worker holds the gate shared while it counts a unit and records its mark; a snapshot holds
+//! it exclusively, so it never sees a unit counted but not marked, or marked but not counted.
+
+use std::sync::atomic::{AtomicU64, AtomicU8, Ordering};
+use std::sync::mpsc::{Receiver, SyncSender, TrySendError};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use parking_lot::{Mutex, RwLock};
+use tokio_util::sync::CancellationToken;
+
+use crate::engine::Engine;
+use crate::export::metrics::Metrics;
+use crate::source::{Positions, SourceKind, Unit};
+
+/// Where a source is in its life, for `/api/v1/status` and readiness.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[repr(u8)]
+pub enum SourceState {
+    Opening = 0,
+    Reading = 1,
+    /// A finite source handed over its last unit.
+    Finished = 2,
+    Failed = 3,
+}
+
+impl SourceState {
+    pub fn name(self) -> &'static str {
+        match self {
+            SourceState::Opening => "opening",
+            SourceState::Reading => "reading",
+            SourceState::Finished => "finished",
+            SourceState::Failed => "failed",
+        }
+    }
+}
+
+/// Everything the workers, the snapshots and the API share.
+pub struct Intake {
+    pub engine: Arc<Engine>,
+    pub metrics: Arc<Metrics>,
+    pub kind: SourceKind,
+    pub positions: Mutex<Positions>,
+    gate: RwLock<()>,
+    state: AtomicU8,
+    /// Units handed to the workers, and units counted.
+    pub emitted: AtomicU64,
+    pub counted: AtomicU64,
+}
+
+impl Intake {
+    pub fn new(
+        engine: Arc<Engine>,
+        metrics: Arc<Metrics>,
+        kind: SourceKind,
+        positions: Positions,
+    ) -> Self {
+        Intake {
+            engine,
+            metrics,
+            kind,
+            positions: Mutex::new(positions),
+            gate: RwLock::new(()),
+            state: AtomicU8::new(SourceState::Opening as u8),
+            emitted: AtomicU64::new(0),
+            counted: AtomicU64::new(0),
+        }
+    }
+
+    pub fn state(&self) -> SourceState {
+        match self.state.load(Ordering::Acquire) {
+            0 => SourceState::Opening,
+            1 => SourceState::Reading,
+            2 => SourceState::Finished,
+            _ => SourceState::Failed,
+        }
+    }
+
+    pub fn set_state(&self, s: SourceState) {
+        self.state.store(s as u8, Ordering::Release);
+    }
+
+    /// A finite source handed over everything and every unit was counted.
+    pub fn caught_up(&self) -> bool {
+        self.state() == SourceState::Finished
+            && self.counted.load(Ordering::Acquire) == self.emitted.load(Ordering::Acquire)
+    }
+
+    /// Counts one unit and records its mark, under the shared gate.
+    fn count(&self, unit: Unit) {
+        let started = Instant::now();
+        let summary = {
+            let _shared = self.gate.read();
+            let s = crate::replay::process(&self.engine, unit.work);
+            self.positions.lock().mark(&unit.mark);
+            s
+        };
+        self.counted.fetch_add(1, Ordering::AcqRel);
+        self.metrics.observe_batch(
+            self.kind,
+            &summary,
+            started.elapsed().as_secs_f64(),
+            crate::service::unix_now_ns(),
+        );
+    }
+
+    /// Runs `f` while no unit is being counted: engine and positions agree.
+    pub fn paused<T>(&self, f: impl FnOnce(&Engine, &Positions) -> T) -> T {
+        let _exclusive = self.gate.write();
+        let positions = self.positions.lock();
+        f(&self.engine, &positions)
+    }
+}
+
+/// The units' queue: bounded, so a source waits for the workers (backpressure).
+pub fn queue(threads: usize) -> (SyncSender<Unit>, Receiver<Unit>) {
+    std::sync::mpsc::sync_channel(threads.max(1) * 2)
+}
+
+/// Hands a unit to the workers, waiting while the queue is full; false on shutdown.
+pub fn send(tx: &SyncSender<Unit>, intake: &Intake, token: &CancellationToken, unit: Unit) -> bool {
+    let mut unit = unit;
+    loop {
+        if token.is_cancelled() {
+            return false;
+        }
+        match tx.try_send(unit) {
+            Ok(()) => {
+                intake.emitted.fetch_add(1, Ordering::AcqRel);
+                return true;
+            }
+            Err(TrySendError::Full(u)) => {
+                unit = u;
+                // Wake up now and then to notice a shutdown.
+                std::thread::park_timeout(Duration::from_millis(5));
+            }
+            Err(TrySendError::Disconnected(_)) => return false,
+        }
+    }
+}
+
+/// Starts `threads` workers. After shutdown they finish the unit in hand and drop the queue's
+/// rest (not marked, so read again after a restart).
+pub fn spawn_workers(
+    intake: &Arc<Intake>,
+    rx: Receiver<Unit>,
+    threads: usize,
+    token: &CancellationToken,
+) -> Vec<std::thread::JoinHandle<()>> {
+    let rx = Arc::new(Mutex::new(rx));
+    (0..threads.max(1))
+        .map(|n| {
+            let (intake, rx, token) = (intake.clone(), rx.clone(), token.clone());
+            std::thread::Builder::new()
+                .name(format!("intake-{n}"))
+                .spawn(move || loop {
+                    let next = rx.lock().recv_timeout(Duration::from_millis(100));
+                    match next {
+                        Ok(unit) if !token.is_cancelled() => intake.count(unit),
+                        Ok(_) => {}
+                        Err(std::sync::mpsc::RecvTimeoutError::Timeout) => {
+                            if token.is_cancelled() {
+                                break;
+                            }
+                        }
+                        Err(std::sync::mpsc::RecvTimeoutError::Disconnected) => break,
+                    }
+                })
+                .expect("spawning a thread")
+        })
+        .collect()
+}
