@@ -724,14 +724,19 @@ fn measure(args: SynthArgs) {
     );
 }
 
-/// Sizes and times: `cargo test --release --lib state::tests::measure -- --ignored --nocapture`.
+/// Sizes and times: `cargo test --release --lib state::tests::measure -- --ignored --nocapture`;
+/// `STATE_MEASURE_RECORDS` and `STATE_MEASURE_HEAVY_RECORDS` change the two big cases.
 #[test]
 #[ignore]
 fn measure_sizes_and_times() {
-    let big = std::env::var("STATE_MEASURE_RECORDS")
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(500_000);
+    let env = |name: &str, default: u64| {
+        std::env::var(name)
+            .ok()
+            .and_then(|v| v.parse().ok())
+            .unwrap_or(default)
+    };
+    let big = env("STATE_MEASURE_RECORDS", 500_000);
+    let heavy = env("STATE_MEASURE_HEAVY_RECORDS", 2_000_000);
     for args in [
         SynthArgs {
             records: 20_000,
@@ -743,8 +748,8 @@ fn measure_sizes_and_times() {
         },
         // Mostly legacy, many users: keys dominate.
         SynthArgs {
-            records: 10_000_000,
-            users: 2_000_000,
+            records: heavy,
+            users: (heavy / 5) as u32,
             legacy_share: 0.8,
             ..Default::default()
         },

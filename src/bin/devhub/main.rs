@@ -1,0 +1,2 @@
+//! devhub: a development Event Hubs (being built).
+fn main() {}
