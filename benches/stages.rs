@@ -254,5 +254,41 @@ fn metrics(c: &mut Criterion) {
     g.finish();
 }
 
-criterion_group!(benches, stages, parsers, metrics);
+/// State snapshots of an engine that read 200,000 synthetic records (a 50,000-user tenant):
+/// encode (intake is paused meanwhile), write (fsync, rename) and restore.
+fn state(c: &mut Criterion) {
+    use signin_radar::state;
+    let args = SynthArgs {
+        records: 200_000,
+        users: 50_000,
+        ..SynthArgs::default()
+    };
+    let mut ndjson = Vec::new();
+    signin_radar::synth::write(&args, &mut ndjson).expect("synth");
+    let e = Engine::new(EngineConfig::default());
+    e.ingest_lines(&ndjson);
+    drop(ndjson);
+    let dir = tempfile::tempdir().expect("tempdir");
+    let mut g = c.benchmark_group("state");
+    g.sample_size(10);
+    let image = state::encode(&e, b"{}");
+    g.throughput(Throughput::Bytes(image.len() as u64));
+    g.bench_function("encode", |b| {
+        b.iter(|| black_box(state::encode(&e, b"{}").len()))
+    });
+    g.bench_function("write", |b| {
+        b.iter(|| state::write(dir.path(), &image).expect("write"))
+    });
+    g.bench_function("restore", |b| {
+        b.iter(|| {
+            black_box(matches!(
+                state::restore(dir.path(), &EngineConfig::default()),
+                Ok(state::Restored::Restored { .. })
+            ))
+        })
+    });
+    g.finish();
+}
+
+criterion_group!(benches, stages, parsers, metrics, state);
 criterion_main!(benches);
