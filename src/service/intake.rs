@@ -5,9 +5,10 @@
 //! it exclusively, so it never sees a unit counted but not marked, or marked but not counted.
 
 use std::sync::atomic::{AtomicU64, AtomicU8, Ordering};
-use std::sync::mpsc::{Receiver, SyncSender, TrySendError};
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Instant;
+
+use tokio::sync::mpsc::{Receiver, Sender};
 
 use parking_lot::{Mutex, RwLock};
 use tokio_util::sync::CancellationToken;
@@ -115,35 +116,42 @@ impl Intake {
     }
 }
 
-/// The units' queue: bounded, so a source waits for the workers (backpressure).
-pub fn queue(threads: usize) -> (SyncSender<Unit>, Receiver<Unit>) {
-    std::sync::mpsc::sync_channel(threads.max(1) * 2)
+/// The units' queue: bounded, so a source waits for the workers (backpressure). Thread
+/// sources use [`send`], async ones (Event Hubs) [`send_async`].
+pub fn queue(threads: usize) -> (Sender<Unit>, Receiver<Unit>) {
+    tokio::sync::mpsc::channel(threads.max(1) * 2)
 }
 
-/// Hands a unit to the workers, waiting while the queue is full; false on shutdown.
-pub fn send(tx: &SyncSender<Unit>, intake: &Intake, token: &CancellationToken, unit: Unit) -> bool {
-    let mut unit = unit;
-    loop {
-        if token.is_cancelled() {
-            return false;
-        }
-        match tx.try_send(unit) {
-            Ok(()) => {
-                intake.emitted.fetch_add(1, Ordering::AcqRel);
-                return true;
-            }
-            Err(TrySendError::Full(u)) => {
-                unit = u;
-                // Wake up now and then to notice a shutdown.
-                std::thread::park_timeout(Duration::from_millis(5));
-            }
-            Err(TrySendError::Disconnected(_)) => return false,
-        }
+/// Hands a unit to the workers from a thread, waiting while the queue is full; false on
+/// shutdown. Never call it on the async runtime.
+pub fn send(tx: &Sender<Unit>, intake: &Intake, token: &CancellationToken, unit: Unit) -> bool {
+    if token.is_cancelled() {
+        return false;
+    }
+    intake.emitted.fetch_add(1, Ordering::AcqRel);
+    // After a shutdown the workers drop what they receive, so this never waits for long.
+    tx.blocking_send(unit).is_ok() && !token.is_cancelled()
+}
+
+/// Hands a unit to the workers from a task; false on shutdown.
+pub async fn send_async(
+    tx: &Sender<Unit>,
+    intake: &Intake,
+    token: &CancellationToken,
+    unit: Unit,
+) -> bool {
+    if token.is_cancelled() {
+        return false;
+    }
+    intake.emitted.fetch_add(1, Ordering::AcqRel);
+    tokio::select! {
+        r = tx.send(unit) => r.is_ok(),
+        _ = token.cancelled() => false,
     }
 }
 
 /// Starts `threads` workers. After shutdown they finish the unit in hand and drop the queue's
-/// rest (not marked, so read again after a restart).
+/// rest (not marked, so read again after a restart); they stop when every sender is gone.
 pub fn spawn_workers(
     intake: &Arc<Intake>,
     rx: Receiver<Unit>,
@@ -157,16 +165,11 @@ pub fn spawn_workers(
             std::thread::Builder::new()
                 .name(format!("intake-{n}"))
                 .spawn(move || loop {
-                    let next = rx.lock().recv_timeout(Duration::from_millis(100));
+                    let next = rx.lock().blocking_recv();
                     match next {
-                        Ok(unit) if !token.is_cancelled() => intake.count(unit),
-                        Ok(_) => {}
-                        Err(std::sync::mpsc::RecvTimeoutError::Timeout) => {
-                            if token.is_cancelled() {
-                                break;
-                            }
-                        }
-                        Err(std::sync::mpsc::RecvTimeoutError::Disconnected) => break,
+                        Some(unit) if !token.is_cancelled() => intake.count(unit),
+                        Some(_) => {}
+                        None => break,
                     }
                 })
                 .expect("spawning a thread")

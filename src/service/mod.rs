@@ -358,7 +358,7 @@ fn spawn_source(
     opened: Opened,
     rate: u64,
     intake: Arc<Intake>,
-    tx: std::sync::mpsc::SyncSender<source::Unit>,
+    tx: tokio::sync::mpsc::Sender<source::Unit>,
     token: CancellationToken,
 ) -> std::thread::JoinHandle<()> {
     let file_rate = if matches!(opened, Opened::Files(_)) {
