@@ -44,13 +44,44 @@ pub enum LogFormat {
     Json,
 }
 
-/// Where partitions without saved state start reading.
+/// Where partitions without saved state start reading: `earliest`, `latest`, or an RFC 3339
+/// enqueued time.
 #[derive(Clone, Debug, Default, Deserialize, Serialize, PartialEq, Eq)]
-#[serde(rename_all = "lowercase")]
+#[serde(try_from = "String", into = "String")]
 pub enum StartPosition {
     Earliest,
     #[default]
     Latest,
+    /// Events enqueued at or after this time (unix ns).
+    EnqueuedAt(i64),
+}
+
+impl TryFrom<String> for StartPosition {
+    type Error = String;
+    fn try_from(v: String) -> Result<Self, String> {
+        match v.trim() {
+            "earliest" => Ok(StartPosition::Earliest),
+            "latest" => Ok(StartPosition::Latest),
+            t => crate::classify::time::parse(t)
+                .map(StartPosition::EnqueuedAt)
+                .ok_or_else(|| {
+                    format!(
+                        "`{v}`: use earliest, latest, or an enqueued time such as \
+                         2026-11-01T00:00:00Z"
+                    )
+                }),
+        }
+    }
+}
+
+impl From<StartPosition> for String {
+    fn from(p: StartPosition) -> String {
+        match p {
+            StartPosition::Earliest => "earliest".into(),
+            StartPosition::Latest => "latest".into(),
+            StartPosition::EnqueuedAt(t) => crate::classify::time::format(t),
+        }
+    }
 }
 
 /// Every setting of `signin-radar run`. Durations are strings such as `90s`, `15m`, `24h`.
@@ -275,11 +306,8 @@ impl RunConfig {
             "consumer_group" => self.consumer_group = v.into(),
             "eventhubs_endpoint" => self.eventhubs_endpoint = some(v),
             "start_position" => {
-                self.start_position = match v {
-                    "earliest" => StartPosition::Earliest,
-                    "latest" => StartPosition::Latest,
-                    _ => return Err(problem(key, format!("`{v}`: use earliest or latest"))),
-                }
+                self.start_position =
+                    StartPosition::try_from(v.to_string()).map_err(|e| problem(key, e))?
             }
             _ => {
                 return Err(problem(

@@ -94,6 +94,8 @@ pub struct Metrics {
     refreshed: Mutex<Arc<Vec<MetricFamily>>>,
     snapshot: Mutex<SnapshotState>,
     ready: AtomicBool,
+    /// Event Hubs partitions (empty for other sources).
+    pub partitions: super::partitions::Partitions,
 }
 
 fn counter_vec(r: &Registry, name: &str, help: &str, labels: &[&str]) -> IntCounterVec {
@@ -209,6 +211,7 @@ impl Metrics {
             refreshed: Mutex::new(Arc::new(Vec::new())),
             snapshot: Mutex::new(SnapshotState::default()),
             ready: AtomicBool::new(false),
+            partitions: Default::default(),
         }
     }
 
@@ -408,6 +411,7 @@ impl Metrics {
     pub(super) fn render_at(&self, engine: &Engine, now_ns: i64) -> String {
         let mut fams = self.registry.gather();
         fams.extend(self.render_families(engine, now_ns));
+        fams.extend(self.partitions.families());
         let refreshed = self.refreshed.lock().clone();
         let mut all: Vec<&MetricFamily> = fams.iter().chain(refreshed.iter()).collect();
         all.sort_by(|a, b| a.name().cmp(b.name()));

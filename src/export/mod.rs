@@ -7,6 +7,7 @@
 mod delay;
 mod family;
 pub mod metrics;
+pub mod partitions;
 mod pseudonym;
 
 pub use metrics::{Metrics, MetricsOptions, Source};

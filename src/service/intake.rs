@@ -50,6 +50,8 @@ pub struct Intake {
     /// Units handed to the workers, and units counted.
     pub emitted: AtomicU64,
     pub counted: AtomicU64,
+    /// What the source says of its health (credentials refused: not ready).
+    pub health: Arc<crate::source::eventhubs::SourceHealth>,
 }
 
 impl Intake {
@@ -68,6 +70,7 @@ impl Intake {
             state: AtomicU8::new(SourceState::Opening as u8),
             emitted: AtomicU64::new(0),
             counted: AtomicU64::new(0),
+            health: Default::default(),
         }
     }
 

@@ -71,9 +71,10 @@ pub struct SnapshotInfo {
 
 impl App {
     pub fn ready(&self) -> bool {
-        self.intake
-            .get()
-            .is_some_and(|i| i.state() != SourceState::Failed)
+        self.intake.get().is_some_and(|i| {
+            i.state() != SourceState::Failed
+                && i.health.authorized.load(std::sync::atomic::Ordering::Acquire)
+        })
     }
 }
 
@@ -163,6 +164,8 @@ async fn serve(cfg: RunConfig, mode: RunMode) -> Result<(), ServiceError> {
     let engine = Arc::new(engine);
     let kind = if cfg.source.starts_with("file:") {
         SourceKind::File
+    } else if cfg.source == "eventhubs" {
+        SourceKind::EventHubs
     } else {
         SourceKind::Synth
     };
@@ -189,8 +192,17 @@ async fn serve(cfg: RunConfig, mode: RunMode) -> Result<(), ServiceError> {
     let app2 = app.clone();
     let stop = async move {
         let _ = background.await;
+        let feeder = match feeder {
+            Feeder::Task(t) => {
+                let _ = t.await;
+                None
+            }
+            Feeder::Thread(t) => Some(t),
+        };
         tokio::task::spawn_blocking(move || {
-            let _ = feeder.join();
+            if let Some(f) = feeder {
+                let _ = f.join();
+            }
             for w in workers {
                 let _ = w.join();
             }
@@ -290,9 +302,30 @@ fn restore(
 enum Opened {
     Files(Vec<(String, source::file::Opened)>),
     Synth,
+    EventHubs(source::eventhubs::HubConfig),
+}
+
+/// The running source: a thread (files, synth) or a task (Event Hubs).
+enum Feeder {
+    Thread(std::thread::JoinHandle<()>),
+    Task(tokio::task::JoinHandle<()>),
 }
 
 fn open_source(cfg: &RunConfig, positions: &mut Positions) -> Result<Opened, ServiceError> {
+    if cfg.source == "eventhubs" {
+        return Ok(Opened::EventHubs(source::eventhubs::HubConfig {
+            connection_string: cfg
+                .eventhubs_connection_string
+                .as_ref()
+                .map(|s| s.expose().to_string()),
+            namespace: cfg.eventhubs_namespace.clone(),
+            hub: cfg.eventhubs_name.clone(),
+            consumer_group: cfg.consumer_group.clone(),
+            endpoint: cfg.eventhubs_endpoint.clone(),
+            start: cfg.start_position.clone(),
+            prefetch: 300,
+        }));
+    }
     if let Some(path) = cfg.source.strip_prefix("file:") {
         let specs = source::file::expand(&[source::file::InputSpec::parse(path)])?;
         let mut files = Vec::new();
@@ -352,9 +385,35 @@ fn pause(token: &CancellationToken, d: Duration) -> bool {
     }
 }
 
-/// Runs the source on its own thread. `rate` limits a file source (the synthetic one paces
-/// itself).
+/// Runs the source: Event Hubs as a task, the others on their own thread. `rate` limits a
+/// file source (the synthetic one paces itself).
 fn spawn_source(
+    opened: Opened,
+    rate: u64,
+    intake: Arc<Intake>,
+    tx: tokio::sync::mpsc::Sender<source::Unit>,
+    token: CancellationToken,
+) -> Feeder {
+    if let Opened::EventHubs(hub) = opened {
+        let done = intake.positions.lock().eventhubs.clone();
+        let emit: source::eventhubs::Emit = {
+            let (intake, token) = (intake.clone(), token.clone());
+            Arc::new(move |u| {
+                let (tx, intake, token) = (tx.clone(), intake.clone(), token.clone());
+                Box::pin(async move { intake::send_async(&tx, &intake, &token, u).await })
+            })
+        };
+        intake.set_state(SourceState::Reading);
+        let metrics = intake.metrics.clone();
+        let health = intake.health.clone();
+        return Feeder::Task(tokio::spawn(source::eventhubs::run(
+            hub, done, emit, metrics, health, token,
+        )));
+    }
+    Feeder::Thread(spawn_thread_source(opened, rate, intake, tx, token))
+}
+
+fn spawn_thread_source(
     opened: Opened,
     rate: u64,
     intake: Arc<Intake>,
@@ -379,6 +438,7 @@ fn spawn_source(
                 intake::send(&tx, &intake, &token, u)
             };
             let finished = match opened {
+                Opened::EventHubs(_) => false,
                 Opened::Files(files) => source::file::feed_units(files, &positions, &mut emit),
                 Opened::Synth => {
                     match source::synth::feed_units(

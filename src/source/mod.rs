@@ -5,6 +5,7 @@
 //! the engine has counted it. Positions are saved with the state snapshot, and a restarted
 //! source skips what they say was counted, so a restart neither loses nor double-counts.
 
+pub mod eventhubs;
 pub mod file;
 pub mod synth;
 
@@ -52,6 +53,8 @@ pub enum Mark {
     File { path: String, unit: u64 },
     /// Records of the synthetic stream, as `from..to` ranges.
     Synth(Vec<(u64, u64)>),
+    /// One Event Hubs event: its partition and sequence number.
+    EventHubs { partition: String, sequence: u64 },
 }
 
 /// A set of `u64`, kept as sorted, disjoint, non-adjacent half-open ranges.
@@ -120,6 +123,9 @@ pub struct Positions {
     pub files: BTreeMap<String, FilePosition>,
     #[serde(default)]
     pub synth: Option<SynthPosition>,
+    /// Event Hubs partitions: the sequence numbers counted.
+    #[serde(default)]
+    pub eventhubs: BTreeMap<String, RangeSet>,
 }
 
 impl Positions {
@@ -130,6 +136,15 @@ impl Positions {
                 if let Some(f) = self.files.get_mut(path) {
                     f.done.insert(*unit, unit + 1);
                 }
+            }
+            Mark::EventHubs {
+                partition,
+                sequence,
+            } => {
+                self.eventhubs
+                    .entry(partition.clone())
+                    .or_default()
+                    .insert(*sequence, sequence + 1);
             }
             Mark::Synth(ranges) => {
                 if let Some(s) = &mut self.synth {
