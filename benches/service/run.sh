@@ -63,15 +63,16 @@ else
 fi
 WORK="$(cd "$WORK" && pwd)"
 PIDS="$WORK/service.pids"
-HARNESS=""
+CHILD=""
 
 cleanup() {
     local rc=$?
     trap - EXIT INT TERM
-    # The harness first (it stops its own services), then anything it left behind, by pid.
-    if [[ -n "$HARNESS" ]] && kill -0 "$HARNESS" 2>/dev/null; then
-        kill -TERM "$HARNESS" 2>/dev/null || true
-        wait "$HARNESS" 2>/dev/null || true
+    # The running step first (the harness stops its own services), then any service it
+    # left behind, by pid.
+    if [[ -n "$CHILD" ]] && kill -0 "$CHILD" 2>/dev/null; then
+        kill -TERM "$CHILD" 2>/dev/null || true
+        wait "$CHILD" 2>/dev/null || true
     fi
     if [[ -s "$PIDS" ]]; then
         while read -r pid; do
@@ -94,13 +95,15 @@ trap cleanup EXIT
 trap 'exit 130' INT
 trap 'exit 143' TERM
 
-# Runs the harness in the background so a signal reaches the trap at once.
-harness() {
-    python3 "$HERE/bench.py" "$@" --pid-file "$PIDS" &
-    HARNESS=$!
-    wait "$HARNESS"
-    HARNESS=""
+# Runs a step in the background and waits for it, so a signal reaches the trap at once
+# (bash runs traps only between foreground commands) and the trap can stop the step.
+step() {
+    "$@" &
+    CHILD=$!
+    wait "$CHILD"
+    CHILD=""
 }
+harness() { step python3 "$HERE/bench.py" "$@" --pid-file "$PIDS"; }
 
 echo "== machine"
 echo "cpu:    $(lscpu | sed -n 's/^Model name:[[:space:]]*//p' | head -1)"
@@ -111,7 +114,7 @@ echo "load:   $(cut -d' ' -f1-3 /proc/loadavg)"
 echo "python: $(python3 --version 2>&1)"
 
 echo "== signin-radar (cargo build --release)"
-cargo build --release --quiet
+step cargo build --release --quiet
 # A copy, so a rebuild during the run cannot change what is measured.
 BIN="$WORK/signin-radar"
 cp "$ROOT/target/release/signin-radar" "$BIN"
@@ -122,7 +125,7 @@ if has_step overhead; then
     DATA="$WORK/synth-r$RECORDS-u$USERS-s$SEED.ndjson"
     if [[ ! -s "$DATA" ]]; then
         echo "generating $DATA: synth --records $RECORDS --users $USERS --seed $SEED"
-        "$BIN" synth --format ndjson --records "$RECORDS" --users "$USERS" --seed "$SEED" > "$DATA.tmp"
+        step "$BIN" synth --format ndjson --records "$RECORDS" --users "$USERS" --seed "$SEED" > "$DATA.tmp"
         mv "$DATA.tmp" "$DATA"
     fi
     head -n 1 "$DATA" > "$WORK/one-record.ndjson"
@@ -135,7 +138,7 @@ if has_step scrape || has_step memory; then
     SPRAY="$WORK/spray-u$SPRAY_USERS-a$ATTEMPTS.ndjson"
     if [[ ! -s "$SPRAY" ]]; then
         echo "generating $SPRAY: spray.py --users $SPRAY_USERS --attempts $ATTEMPTS (python, ~30 s a million)"
-        python3 "$HERE/spray.py" --users "$SPRAY_USERS" --attempts "$ATTEMPTS" > "$SPRAY.tmp"
+        step python3 "$HERE/spray.py" --users "$SPRAY_USERS" --attempts "$ATTEMPTS" > "$SPRAY.tmp"
         mv "$SPRAY.tmp" "$SPRAY"
     fi
 fi

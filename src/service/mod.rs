@@ -73,7 +73,9 @@ impl App {
     pub fn ready(&self) -> bool {
         self.intake.get().is_some_and(|i| {
             i.state() != SourceState::Failed
-                && i.health.authorized.load(std::sync::atomic::Ordering::Acquire)
+                && i.health
+                    .authorized
+                    .load(std::sync::atomic::Ordering::Acquire)
         })
     }
 }
@@ -521,22 +523,30 @@ fn spawn_background(
         let mut snap =
             tokio::time::interval_at(tokio::time::Instant::now() + snap_every, snap_every);
         let mut refresh = tokio::time::interval(Duration::from_secs(10));
+        // A refresh or snapshot that overruns delays the next instead of firing again at once.
+        snap.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        refresh.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         loop {
-            tokio::select! {
+            let job = tokio::select! {
                 _ = token.cancelled() => break,
                 _ = snap.tick() => {
-                    if let Some(dir) = app.cfg.state_dir.clone() {
-                        let (app, intake) = (app.clone(), intake.clone());
-                        let _ = tokio::task::spawn_blocking(move || snapshot(&app, &intake, &dir)).await;
-                    }
+                    let Some(dir) = app.cfg.state_dir.clone() else { continue };
+                    let (app, intake) = (app.clone(), intake.clone());
+                    tokio::task::spawn_blocking(move || snapshot(&app, &intake, &dir))
                 }
                 _ = refresh.tick() => {
                     let (app, intake) = (app.clone(), intake.clone());
-                    let _ = tokio::task::spawn_blocking(move || {
+                    tokio::task::spawn_blocking(move || {
                         intake.engine.expire();
                         app.metrics.refresh(&intake.engine);
-                    }).await;
+                    })
                 }
+            };
+            // Shutdown does not wait for a refresh in progress (the final snapshot waits for
+            // the gate, so it follows a periodic one).
+            tokio::select! {
+                _ = job => {}
+                _ = token.cancelled() => break,
             }
         }
     })

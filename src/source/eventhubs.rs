@@ -67,7 +67,9 @@ impl Default for SourceHealth {
 
 const BACKOFF_MIN: Duration = Duration::from_millis(100);
 const BACKOFF_MAX: Duration = Duration::from_secs(30);
-const LAG_EVERY: Duration = Duration::from_secs(10);
+const LAG_EVERY: Duration = Duration::from_secs(5);
+/// A receiver that delivers nothing this long while its partition has more is reopened.
+const STALL: Duration = Duration::from_secs(10);
 
 /// Capped exponential backoff with full jitter.
 struct Backoff {
@@ -115,6 +117,8 @@ pub fn classify_error(text: &str) -> ErrorKind {
     } else if t.contains("stolen") || t.contains("epoch") || t.contains("consumerdisconnected") {
         ErrorKind::Stolen
     } else if t.contains("connection")
+        || t.contains("again after a link recovery")
+        || t.contains("no event for")
         || t.contains("detach")
         || t.contains("closed")
         || t.contains("io error")
@@ -168,7 +172,9 @@ async fn open_client(cfg: &HubConfig) -> Result<ConsumerClient, String> {
 /// Entra credentials: workload identity on AKS (AZURE_FEDERATED_TOKEN_FILE), a client secret
 /// (AZURE_CLIENT_SECRET), else the managed identity.
 fn credential() -> azure_core::Result<Arc<dyn azure_core::credentials::TokenCredential>> {
-    use azure_identity::{ClientSecretCredential, ManagedIdentityCredential, WorkloadIdentityCredential};
+    use azure_identity::{
+        ClientSecretCredential, ManagedIdentityCredential, WorkloadIdentityCredential,
+    };
     let var = |k: &str| std::env::var(k).ok().filter(|v| !v.is_empty());
     if var("AZURE_FEDERATED_TOKEN_FILE").is_some() {
         return Ok(WorkloadIdentityCredential::new(None)?);
@@ -178,7 +184,12 @@ fn credential() -> azure_core::Result<Arc<dyn azure_core::credentials::TokenCred
         var("AZURE_CLIENT_ID"),
         var("AZURE_CLIENT_SECRET"),
     ) {
-        return Ok(ClientSecretCredential::new(&tenant, client, secret.into(), None)?);
+        return Ok(ClientSecretCredential::new(
+            &tenant,
+            client,
+            secret.into(),
+            None,
+        )?);
     }
     Ok(ManagedIdentityCredential::new(None)?)
 }
@@ -198,7 +209,10 @@ pub async fn run(
     let (client, ids) = loop {
         let attempt = async {
             let c = open_client(&cfg).await?;
-            let props = c.get_eventhub_properties().await.map_err(|e| e.to_string())?;
+            let props = c
+                .get_eventhub_properties()
+                .await
+                .map_err(|e| e.to_string())?;
             Ok::<_, String>((c, props.partition_ids))
         };
         let r = tokio::select! {
@@ -233,7 +247,6 @@ pub async fn run(
         };
         let p = PartitionReader {
             cfg: cfg.clone(),
-            client: client.clone(),
             id: id.clone(),
             done: done.get(&id).cloned().unwrap_or_default(),
             emit: emit.clone(),
@@ -269,13 +282,18 @@ async fn lag_loop(
                 continue;
             };
             let r = tokio::select! {
-                r = client.get_partition_properties(&id) => r,
+                r = tokio::time::timeout(Duration::from_secs(5), client.get_partition_properties(&id)) => r,
                 _ = token.cancelled() => return,
             };
-            if let Ok(p) = r {
-                stats
-                    .hub_last_sequence
-                    .store(if p.is_empty { -1 } else { p.last_enqueued_sequence_number }, Ordering::Relaxed);
+            if let Ok(Ok(p)) = r {
+                stats.hub_last_sequence.store(
+                    if p.is_empty {
+                        -1
+                    } else {
+                        p.last_enqueued_sequence_number
+                    },
+                    Ordering::Relaxed,
+                );
                 stats.hub_last_enqueued_ns.store(
                     p.last_enqueued_time_utc.map_or(0, unix_ns),
                     Ordering::Relaxed,
@@ -289,9 +307,10 @@ async fn lag_loop(
     }
 }
 
+/// Reads one partition on a connection of its own, so that the client's recovery of one
+/// partition never stalls another; any error drops the connection and opens a new one.
 struct PartitionReader {
     cfg: HubConfig,
-    client: Arc<ConsumerClient>,
     id: String,
     /// Sequence numbers counted before this run.
     done: RangeSet,
@@ -303,7 +322,7 @@ struct PartitionReader {
 
 impl PartitionReader {
     /// Where to start when nothing was handed over in this run yet.
-    async fn first_start(&self) -> Result<HubStart, String> {
+    async fn first_start(&self, client: &ConsumerClient) -> Result<HubStart, String> {
         // After a restart: past the first contiguous run of counted events.
         if let Some(&(_, end)) = self.done.ranges().first() {
             return Ok(HubStart {
@@ -323,8 +342,7 @@ impl PartitionReader {
                 inclusive: true,
             }),
             ref s => {
-                let p = self
-                    .client
+                let p = client
                     .get_partition_properties(&self.id)
                     .await
                     .map_err(|e| e.to_string())?;
@@ -346,23 +364,13 @@ impl PartitionReader {
             if self.token.is_cancelled() {
                 return;
             }
-            let start = match last {
-                Some(s) => Ok(HubStart {
-                    location: StartLocation::SequenceNumber(s),
-                    inclusive: false,
-                }),
-                None => self.first_start().await,
-            };
-            let outcome = match start {
-                Ok(start) => {
-                    if opened_before {
-                        self.stats.reconnects.fetch_add(1, Ordering::Relaxed);
-                    }
-                    opened_before = true;
-                    tracing::debug!(partition = %self.id, start = ?start, "Opening the receiver.");
-                    self.receive(start, &mut last, &mut backoff).await
-                }
-                Err(e) => Err(e),
+            if opened_before {
+                self.stats.reconnects.fetch_add(1, Ordering::Relaxed);
+            }
+            opened_before = true;
+            let outcome = tokio::select! {
+                r = self.connect_and_receive(&mut last, &mut backoff) => r,
+                _ = self.token.cancelled() => Ok(()),
             };
             match outcome {
                 Ok(()) => return, // shutdown
@@ -383,15 +391,40 @@ impl PartitionReader {
         }
     }
 
+    /// Opens a connection and a receiver at the right place, and receives.
+    async fn connect_and_receive(
+        &self,
+        last: &mut Option<i64>,
+        backoff: &mut Backoff,
+    ) -> Result<(), String> {
+        let client = open_client(&self.cfg).await?;
+        let start = match *last {
+            Some(s) => Ok(HubStart {
+                location: StartLocation::SequenceNumber(s),
+                inclusive: false,
+            }),
+            None => self.first_start(&client).await,
+        };
+        let r = match start {
+            Ok(start) => {
+                tracing::debug!(partition = %self.id, start = ?start, "Opening the receiver.");
+                self.receive(&client, start, last, backoff).await
+            }
+            Err(e) => Err(e),
+        };
+        let _ = tokio::time::timeout(Duration::from_secs(2), client.close()).await;
+        r
+    }
+
     /// Receives until shutdown (Ok) or an error (Err, to reopen).
     async fn receive(
         &self,
+        client: &ConsumerClient,
         start: HubStart,
         last: &mut Option<i64>,
         backoff: &mut Backoff,
     ) -> Result<(), String> {
-        let receiver = self
-            .client
+        let receiver = client
             .open_receiver_on_partition(
                 self.id.clone(),
                 Some(OpenReceiverOptions {
@@ -404,11 +437,24 @@ impl PartitionReader {
             .map_err(|e| e.to_string())?;
         let result = {
             let mut events = receiver.stream_events();
+            let mut tick = tokio::time::interval(Duration::from_secs(1));
+            let mut quiet_since = tokio::time::Instant::now();
             loop {
                 let next = tokio::select! {
                     n = events.next() => n,
                     _ = self.token.cancelled() => break Ok(()),
+                    _ = tick.tick() => {
+                        let hub = self.stats.hub_last_sequence.load(Ordering::Relaxed);
+                        let behind = hub > last.unwrap_or(-1);
+                        if behind && quiet_since.elapsed() > STALL {
+                            break Err(format!(
+                                "no event for {STALL:?} while the partition has more (up to {hub}); reopening"
+                            ));
+                        }
+                        continue;
+                    }
                 };
+
                 let ev = match next {
                     Some(Ok(ev)) => ev,
                     Some(Err(e)) => break Err(e.to_string()),
@@ -420,13 +466,22 @@ impl PartitionReader {
                     continue;
                 };
                 if last.is_some_and(|l| seq <= l) {
+                    // The client recovered the link with its original filter and delivers
+                    // again from there: reopen at our own position instead of reading it all.
                     self.stats.replays_dropped.fetch_add(1, Ordering::Relaxed);
-                    continue;
+                    break Err(format!(
+                        "the client delivered event {seq} again after a link recovery; \
+                         reopening after {}",
+                        last.unwrap_or(-1)
+                    ));
                 }
+                quiet_since = tokio::time::Instant::now();
                 *last = Some(seq);
                 self.stats.last_sequence.store(seq, Ordering::Relaxed);
                 if let Some(t) = ev.enqueued_time() {
-                    self.stats.last_enqueued_ns.store(unix_ns(t), Ordering::Relaxed);
+                    self.stats
+                        .last_enqueued_ns
+                        .store(unix_ns(t), Ordering::Relaxed);
                 }
                 if seq < 0 || self.done.contains(seq as u64) {
                     continue;
