@@ -139,7 +139,10 @@ impl Partitions {
             }
             seq.push(gauge(&l, p.last_sequence.load(Ordering::Relaxed) as f64));
             rec.push(counter(&l, p.reconnects.load(Ordering::Relaxed) as f64));
-            rep.push(counter(&l, p.replays_dropped.load(Ordering::Relaxed) as f64));
+            rep.push(counter(
+                &l,
+                p.replays_dropped.load(Ordering::Relaxed) as f64,
+            ));
             for k in ErrorKind::ALL {
                 err.push(counter(
                     &[("kind", k.name()), ("partition", id.as_str())],

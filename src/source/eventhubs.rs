@@ -487,7 +487,13 @@ impl PartitionReader {
                     continue;
                 }
                 let work = match ev.event_data().body() {
-                    Some(b) => Work::Document(b.to_vec()),
+                    // Counted as the line it is in a capture of the hub (bytes included).
+                    Some(b) => {
+                        let mut v = Vec::with_capacity(b.len() + 1);
+                        v.extend_from_slice(b);
+                        v.push(b'\n');
+                        Work::Document(v)
+                    }
                     None => Work::Invalid(
                         crate::decode::Invalid::NotJson,
                         format!("partition {}: event {seq} has no single data body", self.id),
