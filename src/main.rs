@@ -340,7 +340,11 @@ fn run_cmd(a: &RunArgs) -> anyhow::Result<ExitCode> {
         print_problems(&name, &problems);
         return Ok(ExitCode::from(2));
     }
-    init_logs(cfg.log_format, "info");
+    // The Event Hubs client logs every retry as a warning; the source says what matters.
+    init_logs(
+        cfg.log_format,
+        "info,azure_messaging_eventhubs=error,azure_core_amqp=error,fe2o3_amqp=error",
+    );
     start(cfg, RunMode::default())
 }
 

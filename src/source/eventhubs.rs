@@ -108,6 +108,7 @@ pub fn classify_error(text: &str) -> ErrorKind {
     if t.contains("401")
         || t.contains("403")
         || t.contains("unauthorized")
+        || t.contains("authoriz")
         || t.contains("unauthorised")
         || t.contains("forbidden")
         || t.contains("credential")
@@ -407,6 +408,13 @@ impl PartitionReader {
         };
         let r = match start {
             Ok(start) => {
+                // Where we stand before the first event: lag is measured from here.
+                if let StartLocation::SequenceNumber(s) = start.location {
+                    let before = if start.inclusive { s - 1 } else { s };
+                    self.stats
+                        .last_sequence
+                        .fetch_max(before, Ordering::Relaxed);
+                }
                 tracing::debug!(partition = %self.id, start = ?start, "Opening the receiver.");
                 self.receive(&client, start, last, backoff).await
             }
@@ -525,6 +533,7 @@ mod tests {
         for (text, kind) in [
             ("status code 401: unauthorized", ErrorKind::Auth),
             ("Put token failed: 401", ErrorKind::Auth),
+            ("Error authorizing management path", ErrorKind::Auth),
             ("amqp:link:stolen", ErrorKind::Stolen),
             ("connection closed by peer", ErrorKind::Connection),
             ("link detached", ErrorKind::Connection),

@@ -285,7 +285,7 @@ fn value_of(samples: &[Sample], name: &str, labels: &[(&str, &str)]) -> Option<f
 const PROMTOOL: &str = "/usr/bin/promtool";
 
 /// `promtool check metrics` on a scrape: exit 0 and nothing to say.
-fn promtool_check(scrape: &str, ctx: &str) {
+pub fn promtool_check(scrape: &str, ctx: &str) {
     use std::io::Write;
     let tool = if Path::new(PROMTOOL).is_file() {
         PROMTOOL
