@@ -77,6 +77,7 @@ struct Counters {
     signins: [IntCounter; Category::ALL.len()],
     legacy: [[IntCounter; 3]; Protocol::COUNT],
     batch_seconds: [Histogram; 3],
+    delivery_seconds: Histogram,
     snapshots_ok: IntCounter,
     snapshots_err: IntCounter,
 }
@@ -174,6 +175,18 @@ impl Counters {
         )
         .expect("valid metric");
         r.register(Box::new(batch.clone())).expect("unique metric");
+        let delivery = Histogram::with_opts(
+            HistogramOpts::new(
+                "signin_radar_eventhubs_delivery_seconds",
+                "From an event's enqueued time at the hub to its records counted.",
+            )
+            .buckets(vec![
+                0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 300.0,
+            ]),
+        )
+        .expect("valid metric");
+        r.register(Box::new(delivery.clone()))
+            .expect("unique metric");
         let snapshots = counter_vec(
             r,
             "signin_radar_state_snapshots_total",
@@ -190,6 +203,7 @@ impl Counters {
             legacy: Protocol::ALL
                 .map(|p| Outcome::ALL.map(|o| legacy.with_label_values(&[p.name(), o.name()]))),
             batch_seconds: sources.map(|s| batch.with_label_values(&[s])),
+            delivery_seconds: delivery,
             snapshots_ok: snapshots.with_label_values(&["ok"]),
             snapshots_err: snapshots.with_label_values(&["error"]),
         }
@@ -249,6 +263,13 @@ impl Metrics {
             self.last_event[s].fetch_max(last, Ordering::Relaxed);
         }
         self.delay.lock().record(&b.times, now_ns);
+    }
+
+    /// One Event Hubs event counted `seconds` after the hub enqueued it.
+    pub fn observe_delivery(&self, seconds: f64) {
+        if seconds.is_finite() {
+            self.c.delivery_seconds.observe(seconds.max(0.0));
+        }
     }
 
     /// Rebuilds the gauges that need the windows: distinct legacy users and IPs per protocol

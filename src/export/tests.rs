@@ -282,6 +282,7 @@ fn every_family_is_present_with_the_right_values() {
             "signin_radar_build_info",
             "signin_radar_dedup_evicted_ids_total",
             "signin_radar_dedup_ids",
+            "signin_radar_eventhubs_delivery_seconds",
             "signin_radar_ingest_delay_clamped_total",
             "signin_radar_ingest_delay_seconds",
             "signin_radar_input_bytes_total",

@@ -15,7 +15,7 @@ use tokio_util::sync::CancellationToken;
 
 use crate::engine::Engine;
 use crate::export::metrics::Metrics;
-use crate::source::{Positions, SourceKind, Unit};
+use crate::source::{Mark, Positions, SourceKind, Unit};
 
 /// Where a source is in its life, for `/api/v1/status` and readiness.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -103,12 +103,15 @@ impl Intake {
             s
         };
         self.counted.fetch_add(1, Ordering::AcqRel);
-        self.metrics.observe_batch(
-            self.kind,
-            &summary,
-            started.elapsed().as_secs_f64(),
-            crate::service::unix_now_ns(),
-        );
+        let now = crate::service::unix_now_ns();
+        if let Mark::EventHubs { enqueued_ns, .. } = unit.mark {
+            if enqueued_ns > 0 {
+                self.metrics
+                    .observe_delivery((now - enqueued_ns) as f64 / 1e9);
+            }
+        }
+        self.metrics
+            .observe_batch(self.kind, &summary, started.elapsed().as_secs_f64(), now);
     }
 
     /// Runs `f` while no unit is being counted: engine and positions agree.

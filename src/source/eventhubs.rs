@@ -512,6 +512,7 @@ impl PartitionReader {
                     mark: Mark::EventHubs {
                         partition: self.id.clone(),
                         sequence: seq as u64,
+                        enqueued_ns: ev.enqueued_time().map_or(0, unix_ns),
                     },
                 };
                 if !(self.emit)(unit).await {

@@ -53,8 +53,13 @@ pub enum Mark {
     File { path: String, unit: u64 },
     /// Records of the synthetic stream, as `from..to` ranges.
     Synth(Vec<(u64, u64)>),
-    /// One Event Hubs event: its partition and sequence number.
-    EventHubs { partition: String, sequence: u64 },
+    /// One Event Hubs event: its partition, sequence number and enqueued time (unix ns, 0
+    /// unknown).
+    EventHubs {
+        partition: String,
+        sequence: u64,
+        enqueued_ns: i64,
+    },
 }
 
 /// A set of `u64`, kept as sorted, disjoint, non-adjacent half-open ranges.
@@ -140,6 +145,7 @@ impl Positions {
             Mark::EventHubs {
                 partition,
                 sequence,
+                ..
             } => {
                 self.eventhubs
                     .entry(partition.clone())
