@@ -7,10 +7,12 @@
 //! - `corpus`: hand-checked expectations on `../shared/corpus/public`.
 //! - `cli`: arguments, exit codes, `--top`, `--format table`, `--retention`.
 //! - `service`: `signin-radar run` as a child process: HTTP API, metrics, restarts, settings.
+//! - `eventhubs`: the Event Hubs source against `devhub` over AMQP with the official client.
 
 mod bad_input;
 mod cli;
 mod corpus;
+mod eventhubs;
 mod reference;
 mod service;
 mod support;
