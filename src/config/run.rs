@@ -415,6 +415,17 @@ impl RunConfig {
             "eventhubs" => {
                 let sas = self.eventhubs_connection_string.is_some();
                 let named = self.eventhubs_namespace.is_some() && self.eventhubs_name.is_some();
+                let hub_named = self.eventhubs_name.is_some()
+                    || self
+                        .eventhubs_connection_string
+                        .as_ref()
+                        .is_some_and(|c| c.expose().contains("EntityPath="));
+                if sas && !hub_named {
+                    out.push(problem(
+                        "eventhubs_name",
+                        "the connection string has no EntityPath: set eventhubs_name to the hub",
+                    ));
+                }
                 if !sas && !named {
                     out.push(problem(
                         "source",
@@ -495,6 +506,10 @@ mod tests {
             ("listen = \"9464\"", &["listen", "address"]),
             ("source = \"kafka\"", &["source", "file:PATH"]),
             ("source = \"eventhubs\"", &["eventhubs_connection_string"]),
+            (
+                "source = \"eventhubs\"\neventhubs_connection_string = \"Endpoint=sb://x/;SharedAccessKeyName=k;SharedAccessKey=a\"",
+                &["eventhubs_name", "EntityPath"],
+            ),
             ("log_format = \"xml\"", &["log_format", "human"]),
             (
                 "max_keys = \"many\"\nlog_format = 3",
@@ -535,7 +550,7 @@ mod tests {
     #[test]
     fn secrets_never_print() {
         let (c, problems) = RunConfig::from_toml(
-            "source = \"eventhubs\"\neventhubs_connection_string = \"Endpoint=sb://x/;SharedAccessKey=hunter2\"",
+            "source = \"eventhubs\"\neventhubs_connection_string = \"Endpoint=sb://x/;SharedAccessKey=hunter2;EntityPath=h\"",
         )
         .unwrap();
         assert_eq!(problems, vec![]);
@@ -544,7 +559,7 @@ mod tests {
         assert!(!shown.contains("hunter2"), "{shown}");
         assert_eq!(
             c.eventhubs_connection_string.unwrap().expose(),
-            "Endpoint=sb://x/;SharedAccessKey=hunter2"
+            "Endpoint=sb://x/;SharedAccessKey=hunter2;EntityPath=h"
         );
     }
 }
