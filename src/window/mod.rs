@@ -245,21 +245,7 @@ impl Store {
                 let added = bucket.len() - before;
                 shard.keys += added;
             }
-            let mut swept = false;
-            while shard.keys > per_shard {
-                let Some(&oldest) = shard.buckets.keys().next() else {
-                    break;
-                };
-                let (k, r) = shard.drop_bucket(oldest);
-                self.evictions.capacity_keys.fetch_add(k, Ordering::Relaxed);
-                self.evictions
-                    .capacity_records
-                    .fetch_add(r, Ordering::Relaxed);
-                swept = true;
-            }
-            if swept {
-                shard.sweep_strings();
-            }
+            self.evict_over(&mut shard, per_shard);
         }
         if late_records > 0 {
             self.evictions
@@ -397,26 +383,32 @@ impl Store {
         store
     }
 
+    /// Forgets a shard's oldest buckets while it holds more than `per_shard` keys, counting
+    /// what it drops.
+    fn evict_over(&self, shard: &mut Shard, per_shard: usize) {
+        let mut swept = false;
+        while shard.keys > per_shard {
+            let Some(&oldest) = shard.buckets.keys().next() else {
+                break;
+            };
+            let (k, r) = shard.drop_bucket(oldest);
+            self.evictions.capacity_keys.fetch_add(k, Ordering::Relaxed);
+            self.evictions
+                .capacity_records
+                .fetch_add(r, Ordering::Relaxed);
+            swept = true;
+        }
+        if swept {
+            shard.sweep_strings();
+        }
+    }
+
     /// Drops the oldest buckets of shards over their share of `max_keys`, as an insert would.
     fn enforce_max_keys(&self) {
         let per_shard = self.cfg.max_keys.div_ceil(SHARDS).max(1);
         for s in self.shards.iter() {
             let mut shard = s.lock();
-            let mut swept = false;
-            while shard.keys > per_shard {
-                let Some(&oldest) = shard.buckets.keys().next() else {
-                    break;
-                };
-                let (k, r) = shard.drop_bucket(oldest);
-                self.evictions.capacity_keys.fetch_add(k, Ordering::Relaxed);
-                self.evictions
-                    .capacity_records
-                    .fetch_add(r, Ordering::Relaxed);
-                swept = true;
-            }
-            if swept {
-                shard.sweep_strings();
-            }
+            self.evict_over(&mut shard, per_shard);
         }
     }
 
