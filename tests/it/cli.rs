@@ -490,7 +490,7 @@ fn a_cut_gzip_file_keeps_what_was_read() {
 #[test]
 fn check_config_explains_every_problem() {
     let good = temp_file(
-        b"source = \"eventhubs\"\nretention = \"6h\"\neventhubs_connection_string = \"Endpoint=sb://x/;SharedAccessKey=hunter2\"\n",
+        b"source = \"eventhubs\"\nretention = \"6h\"\neventhubs_connection_string = \"Endpoint=sb://x/;SharedAccessKey=hunter2;EntityPath=h\"\n",
     );
     let r = std::process::Command::new(support::bin())
         .args(["check-config".as_ref(), good.path().as_os_str()])

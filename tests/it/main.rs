@@ -8,11 +8,13 @@
 //! - `cli`: arguments, exit codes, `--top`, `--format table`, `--retention`.
 //! - `service`: `signin-radar run` as a child process: HTTP API, metrics, restarts, settings.
 //! - `eventhubs`: the Event Hubs source against `devhub` over AMQP with the official client.
+//! - `rules`: the alerting rules pass `promtool check rules` and `test rules`, on exported metrics.
 
 mod bad_input;
 mod cli;
 mod corpus;
 mod eventhubs;
 mod reference;
+mod rules;
 mod service;
 mod support;
