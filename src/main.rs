@@ -106,6 +106,9 @@ struct RunArgs {
     /// Where partitions without saved state start: earliest or latest.
     #[arg(long, value_name = "POSITION")]
     start_position: Option<String>,
+    /// Events each Event Hubs receiver buffers ahead (default 300).
+    #[arg(long, value_name = "N")]
+    eventhubs_prefetch: Option<String>,
     /// Most records per second a file or synth source delivers (0 = no limit).
     #[arg(long, value_name = "N")]
     rate: Option<String>,
@@ -123,7 +126,7 @@ struct RunArgs {
 impl RunArgs {
     /// (key, value) of every flag given.
     fn flags(&self) -> Vec<(&'static str, &str)> {
-        let all: [(&'static str, &Option<String>); 22] = [
+        let all: [(&'static str, &Option<String>); 23] = [
             ("source", &self.source),
             ("listen", &self.listen),
             ("state_dir", &self.state_dir),
@@ -145,6 +148,7 @@ impl RunArgs {
             ("consumer_group", &self.consumer_group),
             ("eventhubs_endpoint", &self.eventhubs_endpoint),
             ("start_position", &self.start_position),
+            ("eventhubs_prefetch", &self.eventhubs_prefetch),
             ("rate", &self.rate),
             ("threads", &self.threads),
             ("synth_users", &self.synth_users),
@@ -400,6 +404,25 @@ fn main() -> ExitCode {
         Err(e) => {
             eprintln!("signin-radar: error: {e:#}");
             ExitCode::from(2)
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Every setting of the configuration is also a flag of `run`, and reaches `flags()`.
+    #[test]
+    fn every_setting_is_a_flag() {
+        for key in signin_radar::config::run::KEYS {
+            let flag = format!("--{}", key.replace('_', "-"));
+            let cli = Cli::try_parse_from(["signin-radar", "run", flag.as_str(), "7"])
+                .unwrap_or_else(|e| panic!("{flag}: {e}"));
+            let Command::Run(a) = cli.command else {
+                panic!("not run")
+            };
+            assert_eq!(a.flags(), vec![(*key, "7")], "{flag}");
         }
     }
 }

@@ -118,6 +118,9 @@ pub struct RunConfig {
     /// Endpoint override, e.g. `amqp://127.0.0.1:5671` for the test server.
     pub eventhubs_endpoint: Option<String>,
     pub start_position: StartPosition,
+    /// Events each Event Hubs receiver buffers ahead (memory: up to this many messages of up to
+    /// 1 MB per partition).
+    pub eventhubs_prefetch: u32,
     /// Most records per second a `file:` or `synth` source delivers; 0 = no limit.
     pub rate: u64,
     /// Ingestion threads; 0 = one per core.
@@ -149,6 +152,7 @@ impl Default for RunConfig {
             consumer_group: "$Default".into(),
             eventhubs_endpoint: None,
             start_position: StartPosition::Latest,
+            eventhubs_prefetch: 300,
             rate: 0,
             threads: 0,
             synth_users: 200_000,
@@ -177,6 +181,7 @@ pub const KEYS: &[&str] = &[
     "consumer_group",
     "eventhubs_endpoint",
     "start_position",
+    "eventhubs_prefetch",
     "rate",
     "threads",
     "synth_users",
@@ -291,6 +296,10 @@ impl RunConfig {
             }
             "dedup_capacity" => self.dedup_capacity = number(key)?,
             "rate" => self.rate = number(key)? as u64,
+            "eventhubs_prefetch" => {
+                self.eventhubs_prefetch = u32::try_from(number(key)?)
+                    .map_err(|_| problem(key, format!("`{v}` is too large")))?
+            }
             "threads" => self.threads = number(key)?,
             "synth_users" => {
                 self.synth_users = u32::try_from(number(key)?)
@@ -444,6 +453,7 @@ impl RunConfig {
             ("dedup_capacity", self.dedup_capacity),
             ("max_keys", self.max_keys),
             ("synth_users", self.synth_users as usize),
+            ("eventhubs_prefetch", self.eventhubs_prefetch as usize),
         ] {
             if n == 0 {
                 out.push(problem(key, "must be at least 1"));
@@ -482,7 +492,7 @@ mod tests {
                 "log_format" => "json",
                 "start_position" => "earliest",
                 "dedup_capacity" | "max_keys" | "top_k_metrics" | "rate" | "threads"
-                | "synth_users" | "synth_seed" => "7",
+                | "eventhubs_prefetch" | "synth_users" | "synth_seed" => "7",
                 _ => "x",
             };
             let mut c = RunConfig::default();

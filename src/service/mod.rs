@@ -325,7 +325,7 @@ fn open_source(cfg: &RunConfig, positions: &mut Positions) -> Result<Opened, Ser
             consumer_group: cfg.consumer_group.clone(),
             endpoint: cfg.eventhubs_endpoint.clone(),
             start: cfg.start_position.clone(),
-            prefetch: 300,
+            prefetch: cfg.eventhubs_prefetch,
         }));
     }
     if let Some(path) = cfg.source.strip_prefix("file:") {
