@@ -5,6 +5,7 @@
 pub mod classify;
 pub mod config;
 pub mod decode;
+pub mod detect;
 pub mod dedup;
 pub mod engine;
 pub mod export;
