@@ -10,6 +10,7 @@ use rustc_hash::FxHashMap;
 use crate::classify::{self, SignIn};
 use crate::decode::{self, Decoded, Invalid, InvalidCounts};
 use crate::dedup::{Dedup, Probe};
+use crate::detect::{DetectConfig, Detector, Extra};
 use crate::model::{Category, ClientClass, Protocol};
 use crate::window::{LegacyEvent, Store, Totals, WindowConfig};
 
@@ -76,6 +77,8 @@ impl BatchSummary {
 pub struct EngineConfig {
     pub window: WindowConfig,
     pub dedup_capacity: usize,
+    /// Detections; `None` runs none.
+    pub detect: Option<DetectConfig>,
 }
 
 impl Default for EngineConfig {
@@ -83,6 +86,7 @@ impl Default for EngineConfig {
         EngineConfig {
             window: WindowConfig::default(),
             dedup_capacity: crate::dedup::DEFAULT_CAPACITY,
+            detect: None,
         }
     }
 }
@@ -90,6 +94,8 @@ impl Default for EngineConfig {
 pub struct Engine {
     pub store: Store,
     pub dedup: Dedup,
+    /// The detections, when configured.
+    pub detect: Option<Detector>,
     stats: Mutex<InputStats>,
 }
 
@@ -106,6 +112,7 @@ impl Engine {
         Engine {
             store: Store::new(cfg.window),
             dedup: Dedup::new(cfg.dedup_capacity),
+            detect: cfg.detect.map(Detector::new),
             stats: Mutex::new(InputStats::default()),
         }
     }
@@ -193,6 +200,11 @@ impl Engine {
 
         let mut totals: FxHashMap<i64, Totals> = FxHashMap::default();
         let mut legacy: Vec<LegacyEvent> = Vec::new();
+        let want_app = self
+            .detect
+            .as_ref()
+            .is_some_and(|d| d.config().baseline_key.app);
+        let mut extras: Vec<Extra> = Vec::new();
         let mut newest = i64::MIN;
         let mut cached: Option<(i64, Totals)> = None;
         for s in &signins {
@@ -233,6 +245,11 @@ impl Engine {
                     protocol,
                     outcome: s.outcome,
                 });
+                if want_app {
+                    extras.push(Extra {
+                        app: s.fields.app.map(|a| a.value().trim().to_string()),
+                    });
+                }
             }
         }
         if let Some((cb, t)) = cached.take() {
@@ -241,16 +258,26 @@ impl Engine {
         if newest != i64::MIN || !legacy.is_empty() {
             self.store.insert_batch(&totals, &legacy, newest);
         }
+        if let Some(d) = &self.detect {
+            let newest = (newest != i64::MIN).then_some(newest);
+            d.observe(&legacy, &extras, st.first, newest, now_unix_ns());
+        }
         self.stats.lock().merge(&st);
         sum.stats = st;
         sum
     }
 
     /// An engine from restored parts (a snapshot); apply the retention with [`Engine::expire`].
-    pub(crate) fn from_parts(store: Store, dedup: Dedup, stats: InputStats) -> Self {
+    pub(crate) fn from_parts(
+        store: Store,
+        dedup: Dedup,
+        stats: InputStats,
+        detect: Option<Detector>,
+    ) -> Self {
         Engine {
             store,
             dedup,
+            detect,
             stats: Mutex::new(stats),
         }
     }
@@ -262,6 +289,13 @@ impl Engine {
             self.dedup.forget_before(w.saturating_sub(r));
         }
     }
+}
+
+/// Wall clock, ns since the epoch.
+pub fn now_unix_ns() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| i64::try_from(d.as_nanos()).unwrap_or(i64::MAX))
 }
 
 #[cfg(test)]

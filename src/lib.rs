@@ -5,8 +5,8 @@
 pub mod classify;
 pub mod config;
 pub mod decode;
-pub mod detect;
 pub mod dedup;
+pub mod detect;
 pub mod engine;
 pub mod export;
 pub mod model;

@@ -30,8 +30,11 @@ struct Cli {
 
 #[derive(Subcommand)]
 enum Command {
-    /// Read exported sign-in logs and print an assessment report.
+    /// Read exported sign-in logs and print an assessment report, with findings.
     Replay(ReplayArgs),
+    /// Seed the (user, protocol) baseline from exported logs: every pair that succeeded is
+    /// known, so `run` and `replay --baseline` do not report it as new.
+    Baseline(BaselineArgs),
     /// Write realistic synthetic sign-in logs of a tenant (seeded) to stdout.
     Synth(signin_radar::synth::SynthArgs),
     /// Check a configuration file for `run` (with SIGNIN_RADAR_* variables applied) and
@@ -121,12 +124,57 @@ struct RunArgs {
     /// Seed of the synth source.
     #[arg(long, value_name = "N")]
     synth_seed: Option<String>,
+    /// Learning period of the (user, protocol) baseline (default 7d).
+    #[arg(long, value_name = "DURATION")]
+    learning: Option<String>,
+    /// Distinct users failing from one IP that make a spray (default 10).
+    #[arg(long, value_name = "N")]
+    spray_users: Option<String>,
+    /// Span those users must fall within (default 10m).
+    #[arg(long, value_name = "DURATION")]
+    spray_window: Option<String>,
+    /// user,protocol (default), optionally with ip and/or app.
+    #[arg(long, value_name = "FIELDS")]
+    baseline_key: Option<String>,
+    /// File of privileged accounts, one UPN per line.
+    #[arg(long, value_name = "FILE")]
+    privileged_users: Option<String>,
+    /// Hourly legacy successes of a protocol surge at this multiple of the day before (3).
+    #[arg(long, value_name = "X")]
+    surge_factor: Option<String>,
+    /// ...and at least this many (100).
+    #[arg(long, value_name = "N")]
+    surge_min: Option<String>,
+    /// How late a sign-in may arrive and still change spray episodes (default 10m).
+    #[arg(long, value_name = "DURATION")]
+    detect_lateness: Option<String>,
+    /// Alertmanager base URL; repeat for each member of an HA pair.
+    #[arg(long, value_name = "URL")]
+    alertmanager_url: Vec<String>,
+    /// Webhook URL for signed JSON alerts; repeatable.
+    #[arg(long, value_name = "URL")]
+    webhook_url: Vec<String>,
+    /// Key of the webhook's HMAC-SHA256 signature (prefer the variable).
+    #[arg(long, value_name = "KEY")]
+    webhook_secret: Option<String>,
+    /// Active alerts are re-sent to Alertmanager this often (default 60s).
+    #[arg(long, value_name = "DURATION")]
+    alert_resend_interval: Option<String>,
+    /// How long one-off findings stay firing (default 24h).
+    #[arg(long, value_name = "DURATION")]
+    alert_hold: Option<String>,
+    /// Alerts waiting per sink before the oldest are dropped (default 10000).
+    #[arg(long, value_name = "N")]
+    alert_queue: Option<String>,
+    /// This service's URL for the links in alerts (default http://<listen>).
+    #[arg(long, value_name = "URL")]
+    external_url: Option<String>,
 }
 
 impl RunArgs {
     /// (key, value) of every flag given.
-    fn flags(&self) -> Vec<(&'static str, &str)> {
-        let all: [(&'static str, &Option<String>); 23] = [
+    fn flags(&self) -> Vec<(&'static str, String)> {
+        let all: [(&'static str, &Option<String>); 36] = [
             ("source", &self.source),
             ("listen", &self.listen),
             ("state_dir", &self.state_dir),
@@ -153,10 +201,34 @@ impl RunArgs {
             ("threads", &self.threads),
             ("synth_users", &self.synth_users),
             ("synth_seed", &self.synth_seed),
+            ("learning", &self.learning),
+            ("spray_users", &self.spray_users),
+            ("spray_window", &self.spray_window),
+            ("baseline_key", &self.baseline_key),
+            ("privileged_users", &self.privileged_users),
+            ("surge_factor", &self.surge_factor),
+            ("surge_min", &self.surge_min),
+            ("detect_lateness", &self.detect_lateness),
+            ("webhook_secret", &self.webhook_secret),
+            ("alert_resend_interval", &self.alert_resend_interval),
+            ("alert_hold", &self.alert_hold),
+            ("alert_queue", &self.alert_queue),
+            ("external_url", &self.external_url),
         ];
-        all.iter()
-            .filter_map(|(k, v)| v.as_deref().map(|v| (*k, v)))
-            .collect()
+        let mut out: Vec<(&'static str, String)> = all
+            .iter()
+            .filter_map(|(k, v)| v.as_deref().map(|v| (*k, v.to_string())))
+            .collect();
+        // Repeatable flags: all of them replace the file's and the variable's list.
+        for (k, v) in [
+            ("alertmanager_url", &self.alertmanager_url),
+            ("webhook_url", &self.webhook_url),
+        ] {
+            if !v.is_empty() {
+                out.push((k, v.join(",")));
+            }
+        }
+        out
     }
 }
 
@@ -211,6 +283,160 @@ struct ReplayArgs {
     /// No progress bar.
     #[arg(long)]
     quiet: bool,
+    /// A baseline file of known pairs (from `signin-radar baseline`).
+    #[arg(long, value_name = "FILE")]
+    baseline: Option<std::path::PathBuf>,
+    /// No detections (no findings in the report).
+    #[arg(long)]
+    no_detect: bool,
+    #[command(flatten)]
+    detect: DetectArgs,
+}
+
+/// Detection settings of `replay` and `baseline` (the same keys as `run`'s).
+#[derive(clap::Args)]
+struct DetectArgs {
+    /// Learning period of the baseline, from the earliest event (0 = only a seeded baseline).
+    #[arg(long, value_name = "DURATION", default_value = "7d")]
+    learning: String,
+    /// Distinct users failing legacy sign-ins from one IP that make a spray.
+    #[arg(long, value_name = "N", default_value_t = 10)]
+    spray_users: usize,
+    /// Span of event time those users must fall within.
+    #[arg(long, value_name = "DURATION", default_value = "10m")]
+    spray_window: String,
+    /// What a known pair is: user,protocol, optionally with ip and/or app.
+    #[arg(long, value_name = "FIELDS", default_value = "user,protocol")]
+    baseline_key: String,
+    /// File of privileged accounts, one UPN per line.
+    #[arg(long, value_name = "FILE")]
+    privileged_users: Option<std::path::PathBuf>,
+    /// Hourly legacy successes of a protocol surge at this multiple of the day before...
+    #[arg(long, value_name = "X", default_value_t = 3.0)]
+    surge_factor: f64,
+    /// ...and at least this many.
+    #[arg(long, value_name = "N", default_value_t = 100)]
+    surge_min: u64,
+}
+
+impl DetectArgs {
+    fn settings(&self) -> signin_radar::config::detect::DetectSettings {
+        signin_radar::config::detect::DetectSettings {
+            learning: self.learning.clone(),
+            spray_users: self.spray_users,
+            spray_window: self.spray_window.clone(),
+            baseline_key: self.baseline_key.clone(),
+            privileged_users: self.privileged_users.clone(),
+            surge_factor: self.surge_factor,
+            surge_min: self.surge_min,
+        }
+    }
+
+    /// The detector's configuration, or every problem printed and exit 2.
+    fn config(&self) -> Result<signin_radar::detect::DetectConfig, ExitCode> {
+        let s = self.settings();
+        let problems = s.problems();
+        if problems.is_empty() {
+            return Ok(s.detect_config(None));
+        }
+        for (key, msg) in problems {
+            eprintln!("signin-radar: --{}: {msg}", key.replace('_', "-"));
+        }
+        Err(ExitCode::from(2))
+    }
+}
+
+#[derive(clap::Args)]
+struct BaselineArgs {
+    /// Exported sign-in logs (files, directories, `-` for stdin).
+    #[arg(required = true, value_name = "FILE")]
+    files: Vec<String>,
+    /// Write `baseline.json` into this directory (the service's state directory).
+    #[arg(long, value_name = "DIR", conflicts_with = "output")]
+    state_dir: Option<std::path::PathBuf>,
+    /// Write the baseline to this file.
+    #[arg(long, value_name = "FILE")]
+    output: Option<std::path::PathBuf>,
+    /// Replace an existing baseline instead of adding to it.
+    #[arg(long)]
+    replace: bool,
+    /// What a known pair is: user,protocol, optionally with ip and/or app.
+    #[arg(long, value_name = "FIELDS", default_value = "user,protocol")]
+    baseline_key: String,
+    /// Worker threads (default: every core).
+    #[arg(long)]
+    threads: Option<usize>,
+}
+
+fn baseline_cmd(a: BaselineArgs) -> anyhow::Result<ExitCode> {
+    use signin_radar::detect::{baseline, BaselineKey, DetectConfig};
+    init_logs(LogFormat::Human, "warn");
+    let key = match BaselineKey::parse(&a.baseline_key) {
+        Ok(k) => k,
+        Err(e) => {
+            eprintln!("signin-radar: --baseline-key: {e}");
+            return Ok(ExitCode::from(2));
+        }
+    };
+    let path = match (&a.state_dir, &a.output) {
+        (Some(d), _) => {
+            std::fs::create_dir_all(d).map_err(|e| {
+                anyhow::anyhow!(
+                    "cannot create {}: {e}; check the path and permissions",
+                    d.display()
+                )
+            })?;
+            d.join(baseline::FILE_NAME)
+        }
+        (None, Some(f)) => f.clone(),
+        (None, None) => {
+            eprintln!("signin-radar: say where the baseline goes: --state-dir DIR (the service's) or --output FILE");
+            return Ok(ExitCode::from(2));
+        }
+    };
+    // Everything read is the learning period: every pair that succeeded is known.
+    let cfg = EngineConfig {
+        detect: Some(DetectConfig {
+            learning_ns: i64::MAX / 4,
+            baseline_key: key,
+            ..DetectConfig::default()
+        }),
+        ..EngineConfig::default()
+    };
+    let engine = Engine::new(cfg);
+    if !a.replace && path.exists() {
+        let old = baseline::read(&path, key)?;
+        if let Some(d) = &engine.detect {
+            d.seed(&old);
+        }
+    }
+    let inputs: Vec<InputSpec> = a.files.iter().map(|f| InputSpec::parse(f)).collect();
+    let threads = a
+        .threads
+        .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get()));
+    let opts = ReplayOptions {
+        threads,
+        progress: true,
+    };
+    if let Err(e) = replay::replay(&inputs, &engine, &opts) {
+        eprintln!("signin-radar: error: {e}");
+        eprintln!("Check the path and its permissions; nothing was written.");
+        return Ok(ExitCode::from(2));
+    }
+    let pairs = engine
+        .detect
+        .as_ref()
+        .map(|d| d.pairs())
+        .unwrap_or_default();
+    baseline::write(&path, key, &pairs)?;
+    let st = engine.stats();
+    println!(
+        "baseline: {} known pairs ({key}) from {} sign-ins, written to {}",
+        pairs.len(),
+        st.records - st.duplicates,
+        path.display()
+    );
+    Ok(ExitCode::SUCCESS)
 }
 
 fn replay_cmd(a: ReplayArgs) -> anyhow::Result<ExitCode> {
@@ -219,7 +445,25 @@ fn replay_cmd(a: ReplayArgs) -> anyhow::Result<ExitCode> {
     cfg.window.bucket_ns = a.bucket;
     cfg.window.retention_ns = a.retention;
     cfg.dedup_capacity = a.dedup_capacity;
+    if !a.no_detect {
+        let detect = match a.detect.config() {
+            Ok(d) => d,
+            Err(code) => return Ok(code),
+        };
+        cfg.detect = Some(detect);
+    }
     let engine = Engine::new(cfg);
+    if let (Some(path), Some(d)) = (&a.baseline, &engine.detect) {
+        match signin_radar::detect::baseline::read(path, d.config().baseline_key) {
+            Ok(pairs) => {
+                d.seed(&pairs);
+            }
+            Err(e) => {
+                eprintln!("signin-radar: --baseline: {e}");
+                return Ok(ExitCode::from(2));
+            }
+        }
+    }
     let inputs: Vec<InputSpec> = a.files.iter().map(|f| InputSpec::parse(f)).collect();
     let threads = a
         .threads
@@ -332,7 +576,7 @@ fn run_cmd(a: &RunArgs) -> anyhow::Result<ExitCode> {
     };
     problems.extend(cfg.apply_env(std::env::vars()));
     for (key, value) in a.flags() {
-        if let Err(mut p) = cfg.set(key, value) {
+        if let Err(mut p) = cfg.set(key, &value) {
             p.key = format!("--{}", key.replace('_', "-"));
             problems.push(p);
         }
@@ -394,6 +638,7 @@ fn main() -> ExitCode {
     let cli = Cli::parse();
     let res = match cli.command {
         Command::Replay(a) => replay_cmd(a),
+        Command::Baseline(a) => baseline_cmd(a),
         Command::Synth(a) => synth_cmd(a),
         Command::CheckConfig { file } => check_config_cmd(&file),
         Command::Run(a) => run_cmd(&a),
@@ -422,7 +667,7 @@ mod tests {
             let Command::Run(a) = cli.command else {
                 panic!("not run")
             };
-            assert_eq!(a.flags(), vec![(*key, "7")], "{flag}");
+            assert_eq!(a.flags(), vec![(*key, "7".to_string())], "{flag}");
         }
     }
 }

@@ -1,5 +1,6 @@
 //! Settings: durations shared by the commands, and the service's configuration (`run.rs`).
 
+pub mod detect;
 pub mod run;
 
 /// Parses a duration such as `90s`, `15m`, `24h`, `7d`, `2w` (a bare number is seconds) into

@@ -129,6 +129,63 @@ pub struct RunConfig {
     pub synth_users: u32,
     /// Seed of the `synth` source.
     pub synth_seed: u64,
+    /// Learning period of the (user, protocol) baseline, from the first event seen.
+    pub learning: String,
+    /// Distinct users failing legacy sign-ins from one IP that make a spray.
+    pub spray_users: usize,
+    /// Span of event time those users must fall within.
+    pub spray_window: String,
+    /// What a known pair is: `user,protocol`, optionally with `ip` and/or `app`.
+    pub baseline_key: String,
+    /// File of privileged accounts (one UPN per line) whose legacy use is critical.
+    pub privileged_users: Option<PathBuf>,
+    /// A protocol's legacy successes in one hour surge at this multiple of the day before...
+    pub surge_factor: f64,
+    /// ...and at least this many.
+    pub surge_min: u64,
+    /// How late (event time behind the newest) a sign-in may arrive and still change spray
+    /// episodes; also how long after its end an episode is declared over.
+    pub detect_lateness: String,
+    /// Alertmanager base URLs (one per HA member): alerts go to `{url}/api/v2/alerts`.
+    #[serde(deserialize_with = "one_or_many")]
+    pub alertmanager_url: Vec<String>,
+    /// Webhook URLs that get a signed JSON POST when a finding starts and ends.
+    #[serde(deserialize_with = "one_or_many")]
+    pub webhook_url: Vec<String>,
+    /// Key of the webhook's HMAC-SHA256 signature header.
+    pub webhook_secret: Option<Secret>,
+    /// Active alerts are sent to Alertmanager again this often.
+    pub alert_resend_interval: String,
+    /// How long a one-off finding (new pair, privileged account, surge) stays firing.
+    pub alert_hold: String,
+    /// Alerts waiting for delivery, per sink, before the oldest are dropped.
+    pub alert_queue: usize,
+    /// This service's URL as on-call people reach it, for the alerts' links (default
+    /// `http://<listen>`).
+    pub external_url: Option<String>,
+}
+
+/// A string or a list of strings (a TOML key that may be given once or many times).
+fn one_or_many<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Vec<String>, D::Error> {
+    #[derive(Deserialize)]
+    #[serde(untagged)]
+    enum OneOrMany {
+        One(String),
+        Many(Vec<String>),
+    }
+    Ok(match OneOrMany::deserialize(d)? {
+        OneOrMany::One(s) => split_list(&s),
+        OneOrMany::Many(v) => v,
+    })
+}
+
+/// A comma-separated list, trimmed, without empty items.
+pub fn split_list(s: &str) -> Vec<String> {
+    s.split(',')
+        .map(str::trim)
+        .filter(|x| !x.is_empty())
+        .map(String::from)
+        .collect()
 }
 
 impl Default for RunConfig {
@@ -157,6 +214,21 @@ impl Default for RunConfig {
             threads: 0,
             synth_users: 200_000,
             synth_seed: 1,
+            learning: "7d".into(),
+            spray_users: 10,
+            spray_window: "10m".into(),
+            baseline_key: "user,protocol".into(),
+            privileged_users: None,
+            surge_factor: 3.0,
+            surge_min: 100,
+            detect_lateness: "10m".into(),
+            alertmanager_url: Vec::new(),
+            webhook_url: Vec::new(),
+            webhook_secret: None,
+            alert_resend_interval: "60s".into(),
+            alert_hold: "24h".into(),
+            alert_queue: 10_000,
+            external_url: None,
         }
     }
 }
@@ -186,6 +258,21 @@ pub const KEYS: &[&str] = &[
     "threads",
     "synth_users",
     "synth_seed",
+    "learning",
+    "spray_users",
+    "spray_window",
+    "baseline_key",
+    "privileged_users",
+    "surge_factor",
+    "surge_min",
+    "detect_lateness",
+    "alertmanager_url",
+    "webhook_url",
+    "webhook_secret",
+    "alert_resend_interval",
+    "alert_hold",
+    "alert_queue",
+    "external_url",
 ];
 
 /// One thing wrong with a configuration, said so that a person can fix it.
@@ -318,6 +405,25 @@ impl RunConfig {
                 self.start_position =
                     StartPosition::try_from(v.to_string()).map_err(|e| problem(key, e))?
             }
+            "learning" => self.learning = v.into(),
+            "spray_users" => self.spray_users = number(key)?,
+            "spray_window" => self.spray_window = v.into(),
+            "baseline_key" => self.baseline_key = v.into(),
+            "privileged_users" => self.privileged_users = some(v).map(PathBuf::from),
+            "surge_factor" => {
+                self.surge_factor = v
+                    .parse::<f64>()
+                    .map_err(|_| problem(key, format!("`{v}` is not a number, e.g. 3 or 2.5")))?
+            }
+            "surge_min" => self.surge_min = number(key)? as u64,
+            "detect_lateness" => self.detect_lateness = v.into(),
+            "alertmanager_url" => self.alertmanager_url = split_list(v),
+            "webhook_url" => self.webhook_url = split_list(v),
+            "webhook_secret" => self.webhook_secret = some(v).map(Secret),
+            "alert_resend_interval" => self.alert_resend_interval = v.into(),
+            "alert_hold" => self.alert_hold = v.into(),
+            "alert_queue" => self.alert_queue = number(key)?,
+            "external_url" => self.external_url = some(v),
             _ => {
                 return Err(problem(
                     key,
@@ -357,7 +463,22 @@ impl RunConfig {
         c.window.retention_ns = Some(d(&self.retention, 86_400 * 1_000_000_000));
         c.window.max_keys = self.max_keys;
         c.dedup_capacity = self.dedup_capacity;
+        let lateness = d(&self.detect_lateness, 600 * 1_000_000_000);
+        c.detect = Some(self.detect_settings().detect_config(Some(lateness)));
         c
+    }
+
+    /// The detection settings among these.
+    pub fn detect_settings(&self) -> super::detect::DetectSettings {
+        super::detect::DetectSettings {
+            learning: self.learning.clone(),
+            spray_users: self.spray_users,
+            spray_window: self.spray_window.clone(),
+            baseline_key: self.baseline_key.clone(),
+            privileged_users: self.privileged_users.clone(),
+            surge_factor: self.surge_factor,
+            surge_min: self.surge_min,
+        }
     }
 
     /// A duration setting in ns (of a configuration that [`validate`](Self::validate) passed).
@@ -366,6 +487,9 @@ impl RunConfig {
             "retention" => &self.retention,
             "bucket" => &self.bucket,
             "snapshot_interval" => &self.snapshot_interval,
+            "detect_lateness" => &self.detect_lateness,
+            "alert_resend_interval" => &self.alert_resend_interval,
+            "alert_hold" => &self.alert_hold,
             _ => &self.shutdown_timeout,
         };
         std::time::Duration::from_nanos(parse_duration(text).unwrap_or(0).max(0) as u64)
@@ -379,10 +503,56 @@ impl RunConfig {
             ("bucket", &self.bucket),
             ("snapshot_interval", &self.snapshot_interval),
             ("shutdown_timeout", &self.shutdown_timeout),
+            ("detect_lateness", &self.detect_lateness),
+            ("alert_hold", &self.alert_hold),
         ] {
             if let Err(e) = parse_duration(value) {
                 out.push(problem(key, e));
             }
+        }
+        match parse_duration(&self.alert_resend_interval) {
+            Err(e) => out.push(problem("alert_resend_interval", e)),
+            Ok(v) if v < 1_000_000_000 => out.push(problem(
+                "alert_resend_interval",
+                format!(
+                    "`{}`: re-send at most once a second (Alertmanager's default resolve timeout is 5m; 60s is usual)",
+                    self.alert_resend_interval
+                ),
+            )),
+            Ok(_) => {}
+        }
+        for (key, msg) in self.detect_settings().problems() {
+            out.push(problem(key, msg));
+        }
+        for (key, urls) in [
+            ("alertmanager_url", &self.alertmanager_url),
+            ("webhook_url", &self.webhook_url),
+        ] {
+            for u in urls {
+                if !(u.starts_with("http://") || u.starts_with("https://")) || u.len() < 10 {
+                    out.push(problem(
+                        key,
+                        format!("`{u}` is not an http(s) URL, e.g. http://alertmanager:9093"),
+                    ));
+                }
+            }
+        }
+        if let Some(u) = &self.external_url {
+            if !(u.starts_with("http://") || u.starts_with("https://")) {
+                out.push(problem(
+                    "external_url",
+                    format!("`{u}` is not an http(s) URL, e.g. https://signin-radar.example.com"),
+                ));
+            }
+        }
+        if self.webhook_secret.is_some() && self.webhook_url.is_empty() {
+            out.push(problem(
+                "webhook_secret",
+                "is set but no webhook_url is: add the webhook's URL or drop the secret",
+            ));
+        }
+        if self.alert_queue == 0 {
+            out.push(problem("alert_queue", "must be at least 1"));
         }
         if let (Ok(b), Ok(r)) = (
             parse_duration(&self.bucket),
@@ -492,7 +662,8 @@ mod tests {
                 "log_format" => "json",
                 "start_position" => "earliest",
                 "dedup_capacity" | "max_keys" | "top_k_metrics" | "rate" | "threads"
-                | "eventhubs_prefetch" | "synth_users" | "synth_seed" => "7",
+                | "eventhubs_prefetch" | "synth_users" | "synth_seed" | "spray_users"
+                | "surge_factor" | "surge_min" | "alert_queue" => "7",
                 _ => "x",
             };
             let mut c = RunConfig::default();

@@ -218,7 +218,10 @@ mod tests {
     fn files_round_trip_and_refuse_another_key() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join(FILE_NAME);
-        let key = BaselineKey { ip: true, app: false };
+        let key = BaselineKey {
+            ip: true,
+            app: false,
+        };
         let pairs = vec![Pair {
             user: "a@x.com".into(),
             protocol: Protocol::Imap4,
@@ -230,6 +233,9 @@ mod tests {
         let e = read(&path, BaselineKey::default()).unwrap_err().to_string();
         assert!(e.contains("--baseline-key user,protocol"), "{e}");
         fs::write(&path, "{\"schema\":\"x\"}").unwrap();
-        assert!(read(&path, key).unwrap_err().to_string().contains("rebuild"));
+        assert!(read(&path, key)
+            .unwrap_err()
+            .to_string()
+            .contains("rebuild"));
     }
 }

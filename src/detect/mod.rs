@@ -607,7 +607,10 @@ impl Detector {
         let mut evidence = serde_json::Map::new();
         evidence.insert("sign_ins".into(), json!(p.count));
         evidence.insert("client".into(), json!(s(p.client).as_ref()));
-        evidence.insert("learning_ended".into(), json!(crate::classify::time::format(end)));
+        evidence.insert(
+            "learning_ended".into(),
+            json!(crate::classify::time::format(end)),
+        );
         let ip = s(p.ip);
         let mut key = format!(
             "{}/{}/{}",
@@ -682,7 +685,11 @@ impl Detector {
                 .collect(),
             Some(keys) => keys
                 .iter()
-                .filter_map(|k| st.privileged.get(k).map(|p| self.privileged_finding(st, *k, p)))
+                .filter_map(|k| {
+                    st.privileged
+                        .get(k)
+                        .map(|p| self.privileged_finding(st, *k, p))
+                })
                 .collect(),
         }
     }
@@ -698,17 +705,27 @@ impl Detector {
         }
         let before: u64 = hours.range(hour - 24..hour).map(|(_, c)| *c).sum();
         let mean = before as f64 / 24.0;
-        let threshold = (self.cfg.surge_factor * mean).ceil().max(self.cfg.surge_min as f64);
+        let threshold = (self.cfg.surge_factor * mean)
+            .ceil()
+            .max(self.cfg.surge_min as f64);
         if (n as f64) < threshold {
             return None;
         }
         let at = hour * HOUR;
         let mut evidence = serde_json::Map::new();
         evidence.insert("successes".into(), json!(n));
-        evidence.insert("mean_per_hour_before".into(), json!((mean * 100.0).round() / 100.0));
+        evidence.insert(
+            "mean_per_hour_before".into(),
+            json!((mean * 100.0).round() / 100.0),
+        );
         evidence.insert("threshold".into(), json!(threshold as u64));
         Some(Finding {
-            key: format!("{}/{}/{}", Kind::LegacySuccessSurge.name(), protocol.name(), at),
+            key: format!(
+                "{}/{}/{}",
+                Kind::LegacySuccessSurge.name(),
+                protocol.name(),
+                at
+            ),
             kind: Kind::LegacySuccessSurge,
             at,
             user: None,
@@ -797,7 +814,9 @@ impl Detector {
     ) -> (Finding, Vec<Finding>) {
         let ended = match self.cfg.lateness_ns {
             None => Some(e.end),
-            Some(l) => watermark.filter(|w| w.saturating_sub(l) >= e.end).map(|_| e.end),
+            Some(l) => watermark
+                .filter(|w| w.saturating_sub(l) >= e.end)
+                .map(|_| e.end),
         };
         let lo = s.fails.partition_point(|f| f.fail.time < e.first_seen);
         let hi = s.fails.partition_point(|f| f.fail.time <= e.last_seen);
@@ -812,7 +831,10 @@ impl Detector {
         evidence.insert("failures".into(), json!(e.failures));
         evidence.insert("peak_users_in_window".into(), json!(e.peak_users));
         evidence.insert("threshold_users".into(), json!(self.cfg.spray_users));
-        evidence.insert("window_seconds".into(), json!(self.cfg.spray_window_ns / 1_000_000_000));
+        evidence.insert(
+            "window_seconds".into(),
+            json!(self.cfg.spray_window_ns / 1_000_000_000),
+        );
         evidence.insert("protocols".into(), protocol_counts(&protocols));
         evidence.insert("spray_tool_user_agent".into(), json!(tool));
         let key = format!("{}/{}/{}", Kind::LegacySpray.name(), ip, e.at);
@@ -848,7 +870,10 @@ impl Detector {
                 ev.insert("success".into(), json!(success));
                 ev.insert("blocked".into(), json!(blocked));
                 ev.insert("protocols".into(), protocol_counts(&protos));
-                ev.insert("spray_at".into(), json!(crate::classify::time::format(e.at)));
+                ev.insert(
+                    "spray_at".into(),
+                    json!(crate::classify::time::format(e.at)),
+                );
                 ev.insert("spray_users".into(), json!(e.users));
                 Finding {
                     key: format!("{}/{}/{}", Kind::LegacySprayValidPassword.name(), ip, e.at),
@@ -923,7 +948,9 @@ impl Detector {
 
         let keys = std::mem::take(&mut st.dirty_privileged);
         for k in keys {
-            let Some(p) = st.privileged.get(&k) else { continue };
+            let Some(p) = st.privileged.get(&k) else {
+                continue;
+            };
             if p.alerted {
                 continue;
             }
@@ -954,7 +981,9 @@ impl Detector {
         ips.dedup();
         let watermark = st.watermark;
         for ip in ips {
-            let Some(s) = st.ips.get_mut(&ip) else { continue };
+            let Some(s) = st.ips.get_mut(&ip) else {
+                continue;
+            };
             s.dirty = false;
             let eps = self.ip_episodes(&ip, s, watermark);
             for (spray, valid) in eps {
@@ -987,7 +1016,11 @@ impl Detector {
         emit: &mut dyn FnMut(Transition, Finding),
     ) {
         let end = spray.ended.unwrap_or(i64::MAX);
-        let users = spray.evidence.get("users").and_then(Value::as_u64).unwrap_or(0);
+        let users = spray
+            .evidence
+            .get("users")
+            .and_then(Value::as_u64)
+            .unwrap_or(0);
         let idx = s
             .reported
             .iter()

@@ -19,8 +19,8 @@ use rustc_hash::{FxHashMap, FxHashSet};
 
 use super::spray::Fail;
 use super::{
-    Detector, FailEv, Finding, Hit, IpState, Kind, PairKey, PairStats, PrivStats, Reported,
-    State, NONE,
+    Detector, FailEv, Finding, Hit, IpState, Kind, PairKey, PairStats, PrivStats, Reported, State,
+    NONE,
 };
 use crate::model::{Outcome, Protocol};
 use crate::state::codec::{CodecError, Reader, Writer};

@@ -153,7 +153,13 @@ mod tests {
         let spread = |n: u32, step: i64| (0..n).map(|u| (u as i64 * step, u)).collect::<Vec<_>>();
         let rows: Vec<Row> = vec![
             ("nothing", vec![], 3, 10, vec![]),
-            ("a threshold of one", spread(1, 1), 1, 10, vec![(0, 0, 0, 1200, 1, 1)]),
+            (
+                "a threshold of one",
+                spread(1, 1),
+                1,
+                10,
+                vec![(0, 0, 0, 1200, 1, 1)],
+            ),
             ("n-1 users", spread(9, 60), 10, 10, vec![]),
             (
                 "exactly n within w",
@@ -165,14 +171,18 @@ mod tests {
             ),
             (
                 "last exactly w after first: inside (closed span)",
-                (0..10).map(|u| (if u == 9 { 600 } else { u as i64 }, u)).collect(),
+                (0..10)
+                    .map(|u| (if u == 9 { 600 } else { u as i64 }, u))
+                    .collect(),
                 10,
                 10,
                 vec![(600, 0, 600, 1200, 10, 10)],
             ),
             (
                 "last one second past w: outside",
-                (0..10).map(|u| (if u == 9 { 601 } else { u as i64 }, u)).collect(),
+                (0..10)
+                    .map(|u| (if u == 9 { 601 } else { u as i64 }, u))
+                    .collect(),
                 10,
                 10,
                 vec![],
@@ -220,19 +230,23 @@ mod tests {
             ),
         ];
         for (name, fails, n, w, want) in rows {
-            let got: Vec<_> = episodes(&f(&fails.iter().map(|&(t, u)| (t * S, u)).collect::<Vec<_>>()), n, w * M)
-                .into_iter()
-                .map(|e| {
-                    (
-                        e.at / S,
-                        e.first_seen / S,
-                        e.last_seen / S,
-                        e.end / S,
-                        e.users,
-                        e.failures,
-                    )
-                })
-                .collect();
+            let got: Vec<_> = episodes(
+                &f(&fails.iter().map(|&(t, u)| (t * S, u)).collect::<Vec<_>>()),
+                n,
+                w * M,
+            )
+            .into_iter()
+            .map(|e| {
+                (
+                    e.at / S,
+                    e.first_seen / S,
+                    e.last_seen / S,
+                    e.end / S,
+                    e.users,
+                    e.failures,
+                )
+            })
+            .collect();
             assert_eq!(got, want, "{name}");
         }
     }

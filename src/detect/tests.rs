@@ -66,7 +66,8 @@ fn spray(ip: &str, users: usize, start: i64, step: i64) -> Vec<LegacyEvent> {
 fn spray_threshold_and_window_edges() {
     // (name, events, expected (kind, at) list)
     let at = |m: i64| crate::classify::time::format(T0 + m * M);
-    let rows: Vec<(&str, Vec<LegacyEvent>, Vec<(&str, String)>)> = vec![
+    type Row = (&'static str, Vec<LegacyEvent>, Vec<(&'static str, String)>);
+    let rows: Vec<Row> = vec![
         ("n-1 users", spray("1.1.1.1", 9, T0, M), vec![]),
         (
             "exactly n users within the window",
@@ -165,7 +166,11 @@ fn valid_password_inside_an_episode_only() {
     let ip = "5.5.5.5";
     let base = spray(ip, 10, T0 + 10 * M, S); // first failure at +10m, episode at +10m9s
     let rows: Vec<(&str, LegacyEvent, bool)> = vec![
-        ("success during the episode", ok(T0 + 12 * M, "v@x.com", ip), true),
+        (
+            "success during the episode",
+            ok(T0 + 12 * M, "v@x.com", ip),
+            true,
+        ),
         (
             "success between the first failure and the threshold",
             ok(T0 + 10 * M + 5 * S, "v@x.com", ip),
@@ -176,9 +181,21 @@ fn valid_password_inside_an_episode_only() {
             ev(T0 + 12 * M, "v@x.com", ip, Protocol::Pop3, Outcome::Blocked),
             true,
         ),
-        ("success before the spray", ok(T0 + 9 * M, "v@x.com", ip), false),
-        ("success after the episode ended", ok(T0 + 60 * M, "v@x.com", ip), false),
-        ("success from another IP", ok(T0 + 12 * M, "v@x.com", "6.6.6.6"), false),
+        (
+            "success before the spray",
+            ok(T0 + 9 * M, "v@x.com", ip),
+            false,
+        ),
+        (
+            "success after the episode ended",
+            ok(T0 + 60 * M, "v@x.com", ip),
+            false,
+        ),
+        (
+            "success from another IP",
+            ok(T0 + 12 * M, "v@x.com", "6.6.6.6"),
+            false,
+        ),
     ];
     for (name, hit, want) in rows {
         let mut events = base.clone();
@@ -211,13 +228,25 @@ fn new_pairs_after_learning_and_not_in_the_baseline() {
         ok(T0 + 8 * day, "known@x.com", "1.1.1.1"),
         ok(T0 + 8 * day, "new@x.com", "2.2.2.2"),
         ok(T0 + 9 * day, "new@x.com", "3.3.3.3"),
-        ev(T0 + 8 * day, "known@x.com", "1.1.1.1", Protocol::Pop3, Outcome::Success),
+        ev(
+            T0 + 8 * day,
+            "known@x.com",
+            "1.1.1.1",
+            Protocol::Pop3,
+            Outcome::Success,
+        ),
         // Right at the end of learning: new (the period is [start, start + learning)).
         ok(T0 + 7 * day, "edge@x.com", "1.1.1.1"),
         // Only failures after learning: not a pair.
         fail(T0 + 8 * day, "failing@x.com", "1.1.1.1"),
         // Blocked is not a success.
-        ev(T0 + 8 * day, "blocked@x.com", "1.1.1.1", Protocol::Imap4, Outcome::Blocked),
+        ev(
+            T0 + 8 * day,
+            "blocked@x.com",
+            "1.1.1.1",
+            Protocol::Imap4,
+            Outcome::Blocked,
+        ),
     ];
     let f = run(cfg.clone(), &events);
     let got: Vec<(String, String, String)> = f
@@ -265,7 +294,10 @@ fn new_pairs_after_learning_and_not_in_the_baseline() {
 
     // A stricter key: a known user from a new IP is new.
     let strict = DetectConfig {
-        baseline_key: BaselineKey { ip: true, app: false },
+        baseline_key: BaselineKey {
+            ip: true,
+            app: false,
+        },
         ..cfg
     };
     let f = run(strict, &events);
@@ -286,24 +318,51 @@ fn privileged_accounts_and_surges() {
     let hour = 60 * M;
     let mut events = vec![
         fail(T0, "admin@x.com", "1.1.1.1"),
-        ev(T0 + S, "admin@x.com", "1.1.1.1", Protocol::ExchangeActiveSync, Outcome::Blocked),
+        ev(
+            T0 + S,
+            "admin@x.com",
+            "1.1.1.1",
+            Protocol::ExchangeActiveSync,
+            Outcome::Blocked,
+        ),
     ];
     // One POP3 success per hour for a day, then 12 in one hour.
     for h in 0..24 {
-        events.push(ev(T0 + h * hour, &format!("p{h}@x.com"), "3.3.3.3", Protocol::Pop3, Outcome::Success));
+        events.push(ev(
+            T0 + h * hour,
+            &format!("p{h}@x.com"),
+            "3.3.3.3",
+            Protocol::Pop3,
+            Outcome::Success,
+        ));
     }
     for i in 0..12 {
-        events.push(ev(T0 + 24 * hour + i * M, &format!("s{i}@x.com"), "3.3.3.3", Protocol::Pop3, Outcome::Success));
+        events.push(ev(
+            T0 + 24 * hour + i * M,
+            &format!("s{i}@x.com"),
+            "3.3.3.3",
+            Protocol::Pop3,
+            Outcome::Success,
+        ));
     }
     let f = run(cfg, &events);
-    let priv_: Vec<_> = f.iter().filter(|v| v["kind"] == "legacy_privileged_account").collect();
+    let priv_: Vec<_> = f
+        .iter()
+        .filter(|v| v["kind"] == "legacy_privileged_account")
+        .collect();
     assert_eq!(priv_.len(), 1);
     assert_eq!(priv_[0]["severity"], "critical");
     assert_eq!(priv_[0]["protocol"], "Exchange ActiveSync");
     assert_eq!(priv_[0]["evidence"]["blocked"], 1);
-    let surges: Vec<_> = f.iter().filter(|v| v["kind"] == "legacy_success_surge").collect();
+    let surges: Vec<_> = f
+        .iter()
+        .filter(|v| v["kind"] == "legacy_success_surge")
+        .collect();
     assert_eq!(surges.len(), 1, "{f:#?}");
-    assert_eq!(surges[0]["at"], crate::classify::time::format(T0 + 24 * hour));
+    assert_eq!(
+        surges[0]["at"],
+        crate::classify::time::format(T0 + 24 * hour)
+    );
     assert_eq!(surges[0]["evidence"]["successes"], 12);
 }
 
@@ -322,7 +381,11 @@ fn mixed(seed: u64) -> Vec<LegacyEvent> {
         if i % 500 == 0 {
             let start = T0 + rng.gen_range(0..20 * day);
             for u in 0..rng.gen_range(5..30) {
-                v.push(fail(start + u * 20 * S, &format!("s{u}@x.com"), "203.0.113.7"));
+                v.push(fail(
+                    start + u * 20 * S,
+                    &format!("s{u}@x.com"),
+                    "203.0.113.7",
+                ));
             }
             v.push(ok(start + 30 * S, "victim@x.com", "203.0.113.7"));
         }
@@ -335,7 +398,9 @@ fn replay_findings_do_not_depend_on_order_or_batching() {
     let events = mixed(7);
     let want = run(replay_cfg(), &events);
     assert!(want.iter().any(|f| f["kind"] == "legacy_spray"));
-    assert!(want.iter().any(|f| f["kind"] == "legacy_spray_valid_password"));
+    assert!(want
+        .iter()
+        .any(|f| f["kind"] == "legacy_spray_valid_password"));
     assert!(want.iter().any(|f| f["kind"] == "new_legacy_user_protocol"));
     let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(1);
     for round in 0..6 {
@@ -347,7 +412,10 @@ fn replay_findings_do_not_depend_on_order_or_batching() {
         assert_eq!(got, want, "round {round}");
     }
     // Two exports of the same period (interactive, non-interactive) fed either way round.
-    let (a, b): (Vec<_>, Vec<_>) = events.iter().cloned().partition(|e| e.user.as_str() < "u100");
+    let (a, b): (Vec<_>, Vec<_>) = events
+        .iter()
+        .cloned()
+        .partition(|e| e.user.as_str() < "u100");
     let mut ab = a.clone();
     ab.extend(b.clone());
     let mut ba = b;
@@ -387,11 +455,17 @@ fn stream_reports_each_episode_once_then_its_end() {
     // More users: an update under the same key; a valid password: a new finding.
     feed(
         &d,
-        &[fail(T0 + 20 * S, "more@x.com", ip), ok(T0 + 30 * S, "v@x.com", ip)],
+        &[
+            fail(T0 + 20 * S, "more@x.com", ip),
+            ok(T0 + 30 * S, "v@x.com", ip),
+        ],
         2,
     );
     let c = changes(&d, 3);
-    assert!(c.contains(&(Transition::Updated, Kind::LegacySpray, key.clone())), "{c:?}");
+    assert!(
+        c.contains(&(Transition::Updated, Kind::LegacySpray, key.clone())),
+        "{c:?}"
+    );
     assert!(c
         .iter()
         .any(|x| x.0 == Transition::New && x.1 == Kind::LegacySprayValidPassword));
@@ -399,7 +473,10 @@ fn stream_reports_each_episode_once_then_its_end() {
     // Time passes (other traffic): ended once the newest event is 5 min past the end.
     d.observe(&[], &[], None, Some(T0 + 30 * M), 0);
     let c = changes(&d, 5);
-    assert!(c.contains(&(Transition::Ended, Kind::LegacySpray, key.clone())), "{c:?}");
+    assert!(
+        c.contains(&(Transition::Ended, Kind::LegacySpray, key.clone())),
+        "{c:?}"
+    );
     assert!(c
         .iter()
         .any(|x| x.0 == Transition::Ended && x.1 == Kind::LegacySprayValidPassword));
@@ -446,7 +523,10 @@ fn new_pairs_on_the_stream_wait_for_learning_to_end() {
     assert!(changes(&d, 2).is_empty());
     feed(
         &d,
-        &[ok(T0 + 61 * M, "a@x.com", "1.1.1.1"), ok(T0 + 61 * M, "c@x.com", "1.1.1.1")],
+        &[
+            ok(T0 + 61 * M, "a@x.com", "1.1.1.1"),
+            ok(T0 + 61 * M, "c@x.com", "1.1.1.1"),
+        ],
         2,
     );
     let c = changes(&d, 3);
@@ -483,8 +563,14 @@ fn state_round_trips_and_a_restart_reports_nothing_twice() {
     let mut w2 = Writer::default();
     back.encode(&mut w2);
     assert_eq!(
-        back.findings().iter().map(Finding::to_json).collect::<Vec<_>>(),
-        d.findings().iter().map(Finding::to_json).collect::<Vec<_>>()
+        back.findings()
+            .iter()
+            .map(Finding::to_json)
+            .collect::<Vec<_>>(),
+        d.findings()
+            .iter()
+            .map(Finding::to_json)
+            .collect::<Vec<_>>()
     );
     // The same sign-ins again (a source re-reading after the snapshot): nothing new.
     feed(&back, &events[..3], 3);

@@ -584,6 +584,7 @@ fn eviction_counters_read_the_engine() {
             ..WindowConfig::default()
         },
         dedup_capacity: 1,
+        detect: None,
     });
     let m = Metrics::new(opts(0, None));
     let lines: Vec<String> = (0..40)

@@ -57,6 +57,9 @@ pub struct EvictionReport {
     pub window_keys: u64,
     pub window_records: u64,
     pub late_records: u64,
+    /// What the detections' bounds refused, by reason (absent without detections).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub detection: Option<BTreeMap<&'static str, u64>>,
 }
 
 #[derive(Serialize, Debug, Clone, PartialEq)]
@@ -216,7 +219,17 @@ pub fn build(engine: &Engine, window: Window, top: usize) -> Report {
             .map(|p| p.protocol.name())
             .collect(),
         legacy: legacy(&summary),
-        findings: Vec::new(),
+        findings: engine
+            .detect
+            .as_ref()
+            .map(|d| {
+                d.findings()
+                    .iter()
+                    .filter(|f| f.at >= window.from && f.at < window.to)
+                    .map(|f| f.to_json())
+                    .collect()
+            })
+            .unwrap_or_default(),
         window: ReportWindow {
             from: bound(window.from, i64::MIN),
             to: bound(window.to, i64::MAX),
@@ -226,6 +239,14 @@ pub fn build(engine: &Engine, window: Window, top: usize) -> Report {
             window_keys: ev.capacity_keys.load(Relaxed),
             window_records: ev.capacity_records.load(Relaxed),
             late_records: ev.late_records.load(Relaxed),
+            detection: engine.detect.as_ref().map(|d| {
+                let drops = d.stats().drops;
+                crate::detect::Drops::REASONS
+                    .iter()
+                    .copied()
+                    .zip(drops.values())
+                    .collect()
+            }),
         },
     }
 }

@@ -152,5 +152,48 @@ pub fn render(r: &Report) -> String {
         };
         let _ = writeln!(o, "{:<70} {:>8}", cut(name, 70), c.total);
     }
+    findings(&mut o, r);
     o
+}
+
+/// Most findings listed; the JSON report has them all.
+const FINDINGS_SHOWN: usize = 50;
+
+fn findings(o: &mut String, r: &Report) {
+    let _ = writeln!(o, "\nFINDINGS: {}", r.findings.len());
+    if r.findings.is_empty() {
+        return;
+    }
+    let rank = |f: &serde_json::Value| match f["severity"].as_str() {
+        Some("critical") => 0,
+        Some("high") => 1,
+        _ => 2,
+    };
+    let mut by_severity: Vec<&serde_json::Value> = r.findings.iter().collect();
+    by_severity.sort_by_key(|f| rank(f));
+    let _ = writeln!(
+        o,
+        "{:<9} {:<21} {:<28} {:<32} {:<16} {:<20}",
+        "SEVERITY", "AT", "KIND", "USER", "PROTOCOL", "IP"
+    );
+    let s = |f: &serde_json::Value, k: &str| f[k].as_str().unwrap_or("-").to_string();
+    for f in by_severity.iter().take(FINDINGS_SHOWN) {
+        let _ = writeln!(
+            o,
+            "{:<9} {:<21} {:<28} {:<32} {:<16} {:<20}",
+            s(f, "severity"),
+            cut(&s(f, "at"), 21),
+            s(f, "kind"),
+            cut(&s(f, "user"), 32),
+            cut(&s(f, "protocol"), 16),
+            cut(&s(f, "ip"), 20)
+        );
+    }
+    if r.findings.len() > FINDINGS_SHOWN {
+        let _ = writeln!(
+            o,
+            "... and {} more: see --format json",
+            r.findings.len() - FINDINGS_SHOWN
+        );
+    }
 }

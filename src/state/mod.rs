@@ -7,7 +7,7 @@
 //! checksum, or was made with another format or bucket width is never trusted: it is renamed
 //! aside and the run starts empty.
 //!
-//! # Format (version 1)
+//! # Format (version 2)
 //!
 //! Fixed integers are little-endian; `var` is LEB128, `zvar` zigzag LEB128; strings are a
 //! `var` length and UTF-8 bytes.
@@ -28,7 +28,11 @@
 //!   4 dedup      evicted var | shards: var n, then per shard hours: var n, then per hour
 //!                hour: zvar (first), var delta (next) | ids: var n, n u128
 //!   5 positions  the caller's bytes (the rest of the section)
+//!   6 detect     (version 2) empty without detections, else the baseline key u8
+//!                (bit 0 ip, bit 1 app) and the detector's state (`detect::persist`)
 //! crc32 u32 over every byte before it
+//!
+//! Version 1 (no section 6) is still read; its run starts its detections empty.
 //! ```
 
 pub mod codec;
@@ -56,13 +60,14 @@ pub const TEMP_NAME: &str = "snapshot.bin.tmp";
 /// First bytes of every snapshot.
 pub const MAGIC: &[u8; 18] = b"SIGNINRADAR-STATE\n";
 /// Format version written and read.
-pub const VERSION: u32 = 1;
+pub const VERSION: u32 = 2;
 
 const TAG_STATS: u8 = 1;
 const TAG_WINDOWS: u8 = 2;
 const TAG_TOTALS: u8 = 3;
 const TAG_DEDUP: u8 = 4;
 const TAG_POSITIONS: u8 = 5;
+const TAG_DETECT: u8 = 6;
 
 /// Cells of a [`Totals`]: category x class x outcome.
 const CELLS: usize = Category::ALL.len() * 3 * 3;
@@ -245,6 +250,13 @@ pub fn encode(engine: &Engine, positions: &[u8]) -> Image {
 
     let m = w.begin_section(TAG_POSITIONS);
     w.raw(positions);
+    w.end_section(m);
+
+    let m = w.begin_section(TAG_DETECT);
+    if let Some(d) = &engine.detect {
+        w.u8(key_bits(d.config().baseline_key));
+        d.encode(&mut w);
+    }
     w.end_section(m);
 
     let crc = crc32fast::hash(w.as_bytes());
@@ -736,7 +748,7 @@ fn decode(bytes: &[u8], cfg: &EngineConfig) -> Result<(Engine, Vec<u8>, i64), Ba
         return Err(Bad::Incompatible("not a signin-radar snapshot".into()));
     }
     let version = r.u32().map_err(short)?;
-    if version != VERSION {
+    if version != VERSION && version != 1 {
         return Err(Bad::Incompatible(format!(
             "format version {version}, this build reads {VERSION}"
         )));
@@ -751,11 +763,19 @@ fn decode(bytes: &[u8], cfg: &EngineConfig) -> Result<(Engine, Vec<u8>, i64), Ba
     }
     let mut r = Reader::new(body);
     r.take(MAGIC.len() + 4).map_err(corrupt("header"))?;
-    decode_body(&mut r, cfg)
+    decode_body(&mut r, cfg, version)
+}
+
+fn key_bits(k: crate::detect::BaselineKey) -> u8 {
+    u8::from(k.ip) | u8::from(k.app) << 1
 }
 
 /// Decodes what follows the magic and version, up to the checksum.
-fn decode_body(r: &mut Reader<'_>, cfg: &EngineConfig) -> Result<(Engine, Vec<u8>, i64), Bad> {
+fn decode_body(
+    r: &mut Reader<'_>,
+    cfg: &EngineConfig,
+    version: u32,
+) -> Result<(Engine, Vec<u8>, i64), Bad> {
     let err = corrupt("header");
     let written_at = r.i64().map_err(&err)?;
     let bucket_ns = r.i64().map_err(&err)?;
@@ -802,9 +822,26 @@ fn decode_body(r: &mut Reader<'_>, cfg: &EngineConfig) -> Result<(Engine, Vec<u8
         .take(s.remaining())
         .map_err(corrupt("positions"))?
         .to_vec();
+
+    let detect = cfg.detect.clone().map(crate::detect::Detector::new);
+    if version >= 2 {
+        let mut s = r.section(TAG_DETECT).map_err(corrupt("detect"))?;
+        if let (Some(d), false) = (&detect, s.remaining() == 0) {
+            let bits = s.u8().map_err(corrupt("detect"))?;
+            if bits == key_bits(d.config().baseline_key) {
+                d.decode(&mut s)
+                    .and_then(|()| s.finish())
+                    .map_err(corrupt("detect"))?;
+            } else {
+                tracing::warn!(
+                    "The snapshot's detections were made with another baseline key; they start empty and learn again."
+                );
+            }
+        }
+    }
     r.finish().map_err(corrupt("end"))?;
 
-    let engine = Engine::from_parts(store, dedup, stats);
+    let engine = Engine::from_parts(store, dedup, stats, detect);
     if retention != cfg.window.retention_ns {
         engine.expire();
     }

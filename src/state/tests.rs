@@ -249,6 +249,7 @@ fn counters_and_evictions_carry_over() {
             ..Default::default()
         },
         dedup_capacity: 640,
+        detect: Some(crate::detect::DetectConfig::default()),
     };
     let e = Engine::new(cfg.clone());
     let data = head(synth_20k(), 5000);
@@ -449,7 +450,7 @@ fn bad_files_are_set_aside() {
     let mut magic = good.clone();
     magic[0] = b'X';
     let mut version = good.clone();
-    version[MAGIC.len()] = 2;
+    version[MAGIC.len()] = 3;
     let mut trailing = good.clone();
     trailing.push(0);
     let cases: &[(&str, Vec<u8>, &str)] = &[
