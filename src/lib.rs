@@ -2,6 +2,7 @@
 //!
 //! Data flows source -> decode -> classify -> dedup -> window -> report; see ARCHITECTURE.md.
 
+pub mod alert;
 pub mod classify;
 pub mod config;
 pub mod decode;
