@@ -308,6 +308,28 @@ impl Detector {
             let f = finding_from_json(text).ok_or_else(|| r.invalid("bad settled finding"))?;
             st.settled.push(f);
         }
+        // What was not evaluated before the snapshot is looked at again.
+        st.dirty_pairs = st
+            .pairs
+            .iter()
+            .filter(|(_, p)| !p.alerted)
+            .map(|(k, _)| *k)
+            .collect();
+        st.dirty_privileged = st
+            .privileged
+            .iter()
+            .filter(|(_, p)| !p.alerted)
+            .map(|(k, _)| *k)
+            .collect();
+        for (ip, s) in st.ips.iter_mut() {
+            s.dirty = true;
+            st.dirty_ips.push(ip.clone());
+        }
+        st.dirty_surges = Protocol::ALL
+            .iter()
+            .flat_map(|p| st.surge[p.index()].keys().map(move |h| (*p, *h)))
+            .filter(|k| !st.reported_surges.contains(k))
+            .collect();
         *self.state.lock() = st;
         Ok(())
     }

@@ -423,6 +423,11 @@ impl Metrics {
         self.ready.store(ready, Ordering::Relaxed);
     }
 
+    /// The registry, for parts that register their own metrics (alert delivery, detections).
+    pub fn registry(&self) -> &Registry {
+        &self.registry
+    }
+
     /// The text exposition format (GET /metrics). Cheap: encodes cached values and reads the
     /// engine's eviction atomics.
     pub fn render(&self, engine: &Engine) -> String {

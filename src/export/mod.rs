@@ -5,6 +5,7 @@
 //! ([`Metrics::render`]) only encodes cached values and reads a few atomics.
 
 mod delay;
+pub mod detect;
 mod family;
 pub mod metrics;
 pub mod partitions;

@@ -26,6 +26,8 @@ pub fn router(app: Arc<App>) -> Router {
         .route("/api/v1/status", get(status))
         .route("/api/v1/report", get(report_handler))
         .route("/api/v1/top/{kind}", get(top))
+        .route("/api/v1/findings", get(findings))
+        .route("/runbook", get(runbook))
         .with_state(app)
 }
 
@@ -79,6 +81,8 @@ struct Status {
     watermark: Option<String>,
     last_snapshot: Option<super::SnapshotInfo>,
     uptime_seconds: f64,
+    /// Alert delivery: sinks, queues, failures (absent without sinks).
+    alerts: Option<crate::alert::DispatchStatus>,
 }
 
 async fn status(State(app): State<Arc<App>>) -> Response {
@@ -100,6 +104,11 @@ async fn status(State(app): State<Arc<App>>) -> Response {
             .map(crate::classify::time::format),
         last_snapshot: app.last_snapshot.lock().clone(),
         uptime_seconds: app.started.elapsed().as_secs_f64(),
+        alerts: app
+            .alerting
+            .get()
+            .and_then(|a| a.dispatcher.as_ref())
+            .map(|d| d.status()),
     })
     .into_response()
 }
@@ -249,5 +258,96 @@ async fn top(
             let n = l.top_clients.len() as u64;
             page(kind, r.window, l.top_clients, n, offset, limit)
         }
+    }
+}
+
+/// The runbook of the alerts (`deploy/README.md`), which alerts link to.
+async fn runbook() -> Response {
+    (
+        [(header::CONTENT_TYPE, "text/markdown; charset=utf-8")],
+        include_str!("../../deploy/README.md"),
+    )
+        .into_response()
+}
+
+#[derive(Deserialize)]
+struct FindingsQuery {
+    /// One finding by its key (the alerts' `generatorURL`).
+    key: Option<String>,
+    /// Only this kind, e.g. `legacy_spray`.
+    kind: Option<String>,
+    /// Event time before the newest event, e.g. `1h`; all by default.
+    window: Option<String>,
+}
+
+/// Findings, newest last: all, one kind, or the one an alert links to.
+async fn findings(
+    State(app): State<Arc<App>>,
+    q: Result<Query<FindingsQuery>, QueryRejection>,
+) -> Response {
+    let q = match q {
+        Ok(Query(q)) => q,
+        Err(e) => {
+            return error(
+                StatusCode::BAD_REQUEST,
+                format!(
+                    "{}: key, kind and window (a duration) are text",
+                    e.body_text()
+                ),
+            )
+        }
+    };
+    let Some(i) = app.intake.get().cloned() else {
+        return not_ready();
+    };
+    if let Some(k) = &q.kind {
+        if !crate::detect::Kind::ALL.iter().any(|x| x.name() == k) {
+            let names: Vec<&str> = crate::detect::Kind::ALL.iter().map(|k| k.name()).collect();
+            return error(
+                StatusCode::BAD_REQUEST,
+                format!("kind: `{k}` is not one of {}", names.join(", ")),
+            );
+        }
+    }
+    let from = match &q.window {
+        None => i64::MIN,
+        Some(w) => match parse_duration(w) {
+            Ok(span) if span > 0 => i
+                .engine
+                .store
+                .watermark()
+                .map_or(i64::MIN, |wm| wm.saturating_sub(span)),
+            _ => {
+                return error(
+                    StatusCode::BAD_REQUEST,
+                    format!("window: `{w}` is not a duration such as 1h"),
+                )
+            }
+        },
+    };
+    let r = tokio::task::spawn_blocking(move || {
+        let Some(d) = &i.engine.detect else {
+            return Vec::new();
+        };
+        d.findings()
+            .into_iter()
+            .filter(|f| f.at >= from)
+            .filter(|f| q.kind.as_deref().is_none_or(|k| f.kind.name() == k))
+            .filter(|f| q.key.as_deref().is_none_or(|k| f.key == k))
+            .map(|f| {
+                let mut v = f.to_json();
+                if let Some(o) = v.as_object_mut() {
+                    o.insert("key".into(), serde_json::Value::String(f.key.clone()));
+                }
+                v
+            })
+            .collect::<Vec<_>>()
+    })
+    .await;
+    match r {
+        Ok(items) => {
+            Json(serde_json::json!({ "count": items.len(), "findings": items })).into_response()
+        }
+        Err(_) => error(StatusCode::INTERNAL_SERVER_ERROR, "the query failed"),
     }
 }

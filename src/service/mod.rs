@@ -5,6 +5,7 @@
 //! Threads: ingestion runs on plain threads (CPU work, one per core by default); the HTTP
 //! server, timers and signals on a small tokio runtime.
 
+pub mod alerts;
 pub mod demo;
 pub mod http;
 pub mod intake;
@@ -41,6 +42,10 @@ pub enum ServiceError {
     Runtime(std::io::Error),
     #[error("shutdown took longer than {0:?} (shutdown_timeout); the last snapshot may be older")]
     ShutdownTimeout(Duration),
+    #[error("alert delivery cannot start: {0}")]
+    Alert(#[from] crate::alert::AlertError),
+    #[error("{0}")]
+    Baseline(#[from] crate::detect::baseline::BaselineError),
 }
 
 /// Wall clock, unix ns.
@@ -60,6 +65,8 @@ pub struct App {
     pub intake: OnceLock<Arc<Intake>>,
     pub started: Instant,
     pub last_snapshot: parking_lot::Mutex<Option<SnapshotInfo>>,
+    /// Detections to alerts; set with the intake.
+    pub alerting: OnceLock<Arc<alerts::Alerting>>,
 }
 
 #[derive(Clone, Debug, serde::Serialize)]
@@ -140,6 +147,7 @@ async fn serve(cfg: RunConfig, mode: RunMode) -> Result<(), ServiceError> {
         intake: OnceLock::new(),
         started: Instant::now(),
         last_snapshot: parking_lot::Mutex::new(None),
+        alerting: OnceLock::new(),
     });
     let server = {
         let router = http::router(app.clone());
@@ -163,7 +171,23 @@ async fn serve(cfg: RunConfig, mode: RunMode) -> Result<(), ServiceError> {
     let (engine, positions) = tokio::task::spawn_blocking(move || restore(state_dir, engine_cfg))
         .await
         .expect("restore does not panic")?;
+    if let (Some(dir), Some(d)) = (&cfg.state_dir, &engine.detect) {
+        let path = dir.join(crate::detect::baseline::FILE_NAME);
+        if path.exists() {
+            let pairs = crate::detect::baseline::read(&path, d.config().baseline_key)?;
+            let added = d.seed(&pairs);
+            tracing::info!(path = %path.display(), pairs = pairs.len(), added, "Seeded the baseline.");
+        }
+    }
     let engine = Arc::new(engine);
+    let alert_token = CancellationToken::new();
+    let alerting = Arc::new(start_alerting(&cfg, addr, &metrics, alert_token.clone())?);
+    let _ = app.alerting.set(alerting.clone());
+    let detect_task = tokio::spawn(alerts::detect_loop(
+        engine.clone(),
+        alerting.clone(),
+        token.clone(),
+    ));
     let kind = if cfg.source.starts_with("file:") {
         SourceKind::File
     } else if cfg.source == "eventhubs" {
@@ -192,8 +216,10 @@ async fn serve(cfg: RunConfig, mode: RunMode) -> Result<(), ServiceError> {
     let bound = cfg.duration("shutdown_timeout");
     tracing::info!(timeout = ?bound, "Shutting down: stopping intake.");
     let app2 = app.clone();
+    let started_stop = Instant::now();
     let stop = async move {
         let _ = background.await;
+        let _ = detect_task.await;
         let feeder = match feeder {
             Feeder::Task(t) => {
                 let _ = t.await;
@@ -211,6 +237,11 @@ async fn serve(cfg: RunConfig, mode: RunMode) -> Result<(), ServiceError> {
         })
         .await
         .expect("joining threads");
+        // What the last batches found goes out before the snapshot records it as reported.
+        {
+            let (engine, alerting) = (intake.engine.clone(), alerting.clone());
+            let _ = tokio::task::spawn_blocking(move || alerts::evaluate(&engine, &alerting)).await;
+        }
         if let Some(dir) = &cfg.state_dir {
             let dir = dir.clone();
             let (app, intake) = (app2.clone(), intake.clone());
@@ -218,6 +249,13 @@ async fn serve(cfg: RunConfig, mode: RunMode) -> Result<(), ServiceError> {
                 .await
                 .expect("snapshot does not panic");
         }
+        // Alerts still pending stay in the spool for the next start.
+        if let Some(d) = &alerting.dispatcher {
+            let left = bound.saturating_sub(started_stop.elapsed());
+            d.shutdown(left.saturating_sub(Duration::from_millis(500)))
+                .await;
+        }
+        alert_token.cancel();
         let _ = server.await;
     };
     match tokio::time::timeout(bound, stop).await {
@@ -227,6 +265,46 @@ async fn serve(cfg: RunConfig, mode: RunMode) -> Result<(), ServiceError> {
         }
         Err(_) => Err(ServiceError::ShutdownTimeout(bound)),
     }
+}
+
+/// The dispatcher (when sinks are configured) and the conversion settings.
+fn start_alerting(
+    cfg: &RunConfig,
+    addr: SocketAddr,
+    metrics: &Metrics,
+    token: CancellationToken,
+) -> Result<alerts::Alerting, ServiceError> {
+    let dispatcher = if cfg.alertmanager_url.is_empty() && cfg.webhook_url.is_empty() {
+        None
+    } else {
+        let c = crate::alert::AlertConfig {
+            alertmanager_urls: cfg.alertmanager_url.clone(),
+            webhook_urls: cfg.webhook_url.clone(),
+            webhook_secret: cfg.webhook_secret.as_ref().map(|s| s.expose().to_string()),
+            resend_interval: cfg.duration("alert_resend_interval"),
+            queue_capacity: cfg.alert_queue,
+            spool_dir: cfg.state_dir.clone(),
+            ..Default::default()
+        };
+        Some(crate::alert::Dispatcher::start(
+            c,
+            metrics.registry(),
+            &tokio::runtime::Handle::current(),
+            token,
+        )?)
+    };
+    let base_url = cfg
+        .external_url
+        .clone()
+        .unwrap_or_else(|| format!("http://{addr}"))
+        .trim_end_matches('/')
+        .to_string();
+    Ok(alerts::Alerting {
+        dispatcher,
+        base_url,
+        hold: cfg.duration("alert_hold"),
+        metrics: crate::export::detect::DetectMetrics::register(metrics.registry()),
+    })
 }
 
 fn spawn_signal_handler(token: CancellationToken) {
