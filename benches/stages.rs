@@ -22,7 +22,11 @@ struct Wrap {
 
 /// 5,000 records of NDJSON from the built-in generator (seeded, so every run sees the same).
 fn data() -> Vec<u8> {
-    let w = Wrap::parse_from([
+    data_with(&[])
+}
+
+fn data_with(extra: &[&str]) -> Vec<u8> {
+    let mut args = vec![
         "synth",
         "--records",
         "5000",
@@ -32,7 +36,9 @@ fn data() -> Vec<u8> {
         "7",
         "--format",
         "ndjson",
-    ]);
+    ];
+    args.extend_from_slice(extra);
+    let w = Wrap::parse_from(args);
     let mut out = Vec::new();
     signin_radar::synth::write(&w.synth, &mut out).expect("synth writes to memory");
     out
@@ -290,5 +296,71 @@ fn state(c: &mut Criterion) {
     g.finish();
 }
 
-criterion_group!(benches, stages, parsers, metrics, state);
+/// What the detections add to the core path: the same input through an engine without and
+/// with them, as `replay` runs it (findings computed at the end) and as the stream runs it
+/// (evaluated after every batch of 100 records).
+fn detect(c: &mut Criterion) {
+    use signin_radar::detect::DetectConfig;
+    let mut g = c.benchmark_group("detect");
+    g.sample_size(20);
+    let inputs = [
+        ("tenant_3pct_legacy", data()),
+        (
+            "spray_heavy_50pct_legacy",
+            data_with(&["--legacy-share", "0.5", "--sprays", "40", "--span", "6h"]),
+        ),
+    ];
+    for (name, data) in &inputs {
+        g.throughput(Throughput::Bytes(data.len() as u64));
+        let ls = lines(data);
+        g.bench_function(BenchmarkId::new("off", name), |b| {
+            b.iter(|| {
+                let e = Engine::new(EngineConfig::default());
+                e.ingest_lines(black_box(data));
+                e.stats().records
+            })
+        });
+        g.bench_function(BenchmarkId::new("replay", name), |b| {
+            b.iter(|| {
+                let e = Engine::new(EngineConfig {
+                    detect: Some(DetectConfig::default()),
+                    ..EngineConfig::default()
+                });
+                e.ingest_lines(black_box(data));
+                e.detect.as_ref().map(|d| d.findings().len())
+            })
+        });
+        g.bench_function(BenchmarkId::new("stream", name), |b| {
+            b.iter(|| {
+                let e = Engine::new(EngineConfig {
+                    detect: Some(DetectConfig {
+                        lateness_ns: Some(600_000_000_000),
+                        ..DetectConfig::default()
+                    }),
+                    ..EngineConfig::default()
+                });
+                let mut n = 0;
+                for (i, chunk) in ls.chunks(100).enumerate() {
+                    e.ingest_lines(&chunk.join(&b'\n'));
+                    if let Some(d) = &e.detect {
+                        n += d.evaluate(i as i64 * 100_000_000).len();
+                    }
+                }
+                n
+            })
+        });
+        g.bench_function(BenchmarkId::new("stream_off", name), |b| {
+            b.iter(|| {
+                let e = Engine::new(EngineConfig::default());
+                for chunk in ls.chunks(100) {
+                    e.ingest_lines(&chunk.join(&b'\n'));
+                }
+                e.stats().records
+            })
+        });
+    }
+    g.finish();
+}
+
+criterion_group!(benches, stages, parsers, metrics, state, detect);
 criterion_main!(benches);
