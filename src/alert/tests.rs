@@ -277,6 +277,12 @@ fn pending(key: &str) -> Pending {
 // ---------------------------------------------------------------------------------------------
 
 #[test]
+fn dispatcher_is_send_and_sync() {
+    fn check<T: Send + Sync>() {}
+    check::<Dispatcher>();
+}
+
+#[test]
 fn queue_coalesces_alertmanager_keys_and_drops_the_oldest() {
     let mut q = Queue::new(SinkKind::Alertmanager, 3);
     for k in ["a", "b", "a", "c"] {
@@ -957,20 +963,14 @@ async fn webhook_only_on_transitions() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn webhook_signature_verifies_with_the_secret() {
     let signed = Receiver::start().await;
-    let unsigned = Receiver::start().await;
     let secret = "correct horse battery staple";
     let (d1, _r1) = start(AlertConfig {
         webhook_urls: vec![signed.url("")],
         webhook_secret: Some(secret.into()),
         ..cfg()
     });
-    let (d2, _r2) = start(AlertConfig {
-        webhook_urls: vec![unsigned.url("")],
-        ..cfg()
-    });
     d1.submit(firing("a"));
-    d2.submit(firing("a"));
-    assert!(d1.flush(DEADLINE).await && d2.flush(DEADLINE).await);
+    assert!(d1.flush(DEADLINE).await);
     let r = &signed.delivered()[0];
     let sig = r.header("x-signin-radar-signature").expect("a signature");
     let hexpart = sig.strip_prefix("sha256=").expect("sha256= prefix");
@@ -993,11 +993,23 @@ async fn webhook_signature_verifies_with_the_secret() {
     mac.update(&r.body);
     assert_eq!(hexpart, hex::encode(mac.finalize().into_bytes()));
 
-    let u = &unsigned.delivered()[0];
-    assert_eq!(u.header("x-signin-radar-signature"), None);
-    assert_eq!(u.body, r.body, "the body does not depend on the secret");
     d1.shutdown(Duration::from_secs(5)).await;
-    d2.shutdown(Duration::from_secs(5)).await;
+
+    // No secret, or an empty one: no signature header, the same body.
+    for secret in [None, Some(String::new())] {
+        let unsigned = Receiver::start().await;
+        let (d, _r) = start(AlertConfig {
+            webhook_urls: vec![unsigned.url("")],
+            webhook_secret: secret.clone(),
+            ..cfg()
+        });
+        d.submit(firing("a"));
+        assert!(d.flush(DEADLINE).await);
+        let u = &unsigned.delivered()[0];
+        assert_eq!(u.header("x-signin-radar-signature"), None, "{secret:?}");
+        assert_eq!(u.body, r.body, "the body does not depend on the secret");
+        d.shutdown(Duration::from_secs(5)).await;
+    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -1424,5 +1436,51 @@ async fn done_set_overflow_is_counted_and_forgets_the_oldest() {
         metric(&reg, "signin_radar_alerts_deduplicated_total", &[]),
         1.0
     );
+    d.shutdown(Duration::from_secs(5)).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn spool_is_written_after_changes_not_only_at_shutdown() {
+    let dir = tempfile::tempdir().unwrap();
+    let wh = Receiver::start().await;
+    wh.set_status(503);
+    let config = AlertConfig {
+        webhook_urls: vec![wh.url("")],
+        spool_dir: Some(dir.path().to_path_buf()),
+        ..cfg()
+    };
+    let (d, reg) = start(config.clone());
+    d.submit(firing("a"));
+    wait_until("the spool holding a", || {
+        let v: Value = std::fs::read(dir.path().join("alerts.json"))
+            .ok()
+            .and_then(|b| serde_json::from_slice(&b).ok())
+            .ok_or("no spool yet")?;
+        if v["active"][0]["key"] == "a" && v["sinks"][0]["pending"][0]["alert"]["key"] == "a" {
+            Ok(())
+        } else {
+            Err(v.to_string())
+        }
+    })
+    .await;
+    assert!(
+        metric(
+            &reg,
+            "signin_radar_alert_spool_writes_total",
+            &[("result", "ok")]
+        ) >= 1.0
+    );
+    // A crash: no shutdown.
+    drop(d);
+    wh.set_status(200);
+    let (d, _reg) = start(config);
+    assert!(d.flush(DEADLINE).await);
+    let got: Vec<Value> = wh
+        .delivered()
+        .iter()
+        .map(|r| r.json()["key"].clone())
+        .collect();
+    assert_eq!(got, [json!("a")]);
+    assert_eq!(d.status().active, 1);
     d.shutdown(Duration::from_secs(5)).await;
 }
