@@ -33,8 +33,8 @@
 //! `startsAt` is clamped to the time the dispatcher accepted the alert (never in the future).
 //! Labels with an empty value are left out (for Alertmanager, an empty label is no label).
 //! Label names must be Prometheus label names (`[a-zA-Z_][a-zA-Z0-9_]*`), or Alertmanager
-//! rejects the alert. When Alertmanager rejects a batch, its alerts are retried one by one so
-//! one bad alert does not drop the others.
+//! rejects the alert. When Alertmanager rejects a batch as invalid (400, 422), its alerts are
+//! retried one by one so one bad alert does not drop the others.
 //!
 //! # Webhooks (for receivers)
 //!
