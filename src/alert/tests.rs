@@ -1541,3 +1541,19 @@ async fn spool_is_written_after_changes_not_only_at_shutdown() {
     assert_eq!(d.status().active, 1);
     d.shutdown(Duration::from_secs(5)).await;
 }
+
+#[cfg(unix)]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn spool_is_private_to_the_service_user() {
+    use std::os::unix::fs::PermissionsExt;
+    let dir = tempfile::tempdir().unwrap();
+    let (d, _reg) = start(AlertConfig {
+        spool_dir: Some(dir.path().join("state")),
+        ..cfg()
+    });
+    d.submit(firing("a"));
+    assert!(d.flush(DEADLINE).await);
+    d.shutdown(Duration::from_secs(5)).await;
+    let meta = std::fs::metadata(dir.path().join("state/alerts.json")).unwrap();
+    assert_eq!(meta.permissions().mode() & 0o777, 0o600);
+}
