@@ -33,8 +33,8 @@
 //! `startsAt` is clamped to the time the dispatcher accepted the alert (never in the future).
 //! Labels with an empty value are left out (for Alertmanager, an empty label is no label).
 //! Label names must be Prometheus label names (`[a-zA-Z_][a-zA-Z0-9_]*`), or Alertmanager
-//! rejects the alert. When Alertmanager rejects a batch, its alerts are retried one by one so
-//! one bad alert does not drop the others.
+//! rejects the alert. When Alertmanager rejects a batch as invalid (400, 422), its alerts are
+//! retried one by one so one bad alert does not drop the others.
 //!
 //! # Webhooks (for receivers)
 //!
@@ -90,7 +90,8 @@
 //! `signin_radar_alerts_dropped_total{reason}`, `signin_radar_alerts_deduplicated_total`,
 //! `signin_radar_alerts_done_forgotten_total`, `signin_radar_alerts_active`,
 //! `signin_radar_alert_delivery_seconds{sink}`, `signin_radar_alert_spool_writes_total{result}`;
-//! see [`metrics`](self::metrics) for their meaning. `sink` is `alertmanager` or `webhook`.
+//! (`src/alert/metrics.rs` tells what each counts). `sink` is `alertmanager` or `webhook`;
+//! every label combination exists from the start.
 
 pub mod alertmanager;
 mod metrics;
@@ -125,7 +126,7 @@ pub struct AlertConfig {
     pub alertmanager_urls: Vec<String>,
     /// Webhook URLs (full URLs, POSTed JSON). Each is its own sink.
     pub webhook_urls: Vec<String>,
-    /// HMAC-SHA256 key of the `X-Signin-Radar-Signature` header (none: no header).
+    /// HMAC-SHA256 key of the `X-Signin-Radar-Signature` header (none or empty: no header).
     pub webhook_secret: Option<String>,
     /// How often active alerts are re-sent to Alertmanager (at least 10 ms).
     pub resend_interval: Duration,
@@ -434,7 +435,7 @@ impl Dispatcher {
             resend_interval: cfg.resend_interval.max(Duration::from_millis(10)),
             retry_min,
             retry_max: cfg.retry_max.max(retry_min),
-            secret: cfg.webhook_secret.clone(),
+            secret: cfg.webhook_secret.clone().filter(|s| !s.is_empty()),
             spool_path: cfg.spool_dir.as_ref().map(|d| d.join(spool::FILE_NAME)),
         };
         let kinds: Vec<SinkKind> = sinks.iter().map(|s| s.kind).collect();
@@ -606,13 +607,14 @@ async fn run_manager(shared: Arc<Shared>, mut rx: mpsc::Receiver<Alert>, halt: C
         tokio::select! {
             biased;
             _ = halt.cancelled() => break,
+            // Before the submits, so a steady stream of them cannot hold the re-sends back.
+            _ = tick.tick() => resend(&shared),
             n = rx.recv_many(&mut buf, SUBMIT_BATCH) => {
                 if n == 0 {
                     break;
                 }
                 take_in(&shared, &mut buf);
             }
-            _ = tick.tick() => resend(&shared),
         }
     }
     rx.close();

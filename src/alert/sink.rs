@@ -328,7 +328,7 @@ pub(crate) async fn run_sink(shared: Arc<Shared>, idx: usize, stop: Cancellation
                 shared.metrics.failed[kind as usize].inc_by(n);
                 let err = format!("HTTP {status}: {body}");
                 *sink.last_error.lock() = Some(err);
-                if kind == SinkKind::Alertmanager && n > 1 {
+                if kind == SinkKind::Alertmanager && n > 1 && matches!(status, 400 | 422) {
                     // One bad alert rejects the batch: find it by sending one by one.
                     single_until = seqs.last().copied();
                     continue;

@@ -2,7 +2,8 @@
 //!
 //! Versioned JSON (`format`, `version`): the active alerts, the done keys with the time they
 //! ended, and the pending notifications of each sink (by kind and URL). Written atomically: a
-//! temporary file in the same directory, synced, renamed over the spool, the directory synced.
+//! temporary file in the same directory (mode 0600: findings name users and addresses),
+//! synced, renamed over the spool, the directory synced.
 
 use std::fs;
 use std::io::{self, Write};
@@ -248,7 +249,12 @@ fn write_atomic(path: &Path, bytes: &[u8]) -> io::Result<()> {
     fs::create_dir_all(dir)?;
     let tmp = dir.join(TEMP_NAME);
     let written = (|| {
-        let mut f = fs::File::create(&tmp)?;
+        let mut opts = fs::OpenOptions::new();
+        opts.write(true).create(true).truncate(true);
+        // Findings name users and addresses: readable by the service's user only.
+        #[cfg(unix)]
+        std::os::unix::fs::OpenOptionsExt::mode(&mut opts, 0o600);
+        let mut f = opts.open(&tmp)?;
         f.write_all(bytes)?;
         f.sync_all()
     })();

@@ -10,6 +10,7 @@
 //! - `eventhubs`: the Event Hubs source against `devhub` over AMQP with the official client.
 //! - `rules`: the alerting rules pass `promtool check rules` and `test rules`, on exported metrics.
 
+mod alertmanager;
 mod bad_input;
 mod cli;
 mod corpus;
@@ -18,3 +19,4 @@ mod reference;
 mod rules;
 mod service;
 mod support;
+mod webhook_receiver;
