@@ -613,17 +613,34 @@ async fn run_manager(shared: Arc<Shared>, mut rx: mpsc::Receiver<Alert>, halt: C
                 if n == 0 {
                     break;
                 }
-                take_in(&shared, &mut buf);
+                let touched = take_in(&shared, &mut buf);
+                // Write-ahead: a new or resolved alert is in the spool before any sink hears
+                // of it, so a crash right after a notification cannot repeat it.
+                if touched.iter().any(|t| *t) && shared.settings.spool_path.is_some() {
+                    let s = shared.clone();
+                    let _ = tokio::task::spawn_blocking(move || spool::write_now(&s)).await;
+                }
+                notify(&shared, &touched);
             }
         }
     }
     rx.close();
     while rx.recv_many(&mut buf, SUBMIT_BATCH).await > 0 {
-        take_in(&shared, &mut buf);
+        let touched = take_in(&shared, &mut buf);
+        notify(&shared, &touched);
     }
 }
 
-fn take_in(shared: &Shared, buf: &mut Vec<Alert>) {
+fn notify(shared: &Shared, touched: &[bool]) {
+    for (i, t) in touched.iter().enumerate() {
+        if *t {
+            shared.sinks[i].notify.notify_one();
+        }
+    }
+}
+
+/// Takes submitted alerts into the state; returns which sinks have something new.
+fn take_in(shared: &Shared, buf: &mut Vec<Alert>) -> Vec<bool> {
     let n = buf.len();
     let mut touched = vec![false; shared.sinks.len()];
     {
@@ -642,12 +659,8 @@ fn take_in(shared: &Shared, buf: &mut Vec<Alert>) {
         shared.sync_queues(&mut st);
     }
     shared.in_submit.fetch_sub(n, Ordering::SeqCst);
-    for (i, t) in touched.into_iter().enumerate() {
-        if t {
-            shared.sinks[i].notify.notify_one();
-        }
-    }
     shared.mark_dirty();
+    touched
 }
 
 fn resend(shared: &Shared) {

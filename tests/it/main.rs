@@ -9,8 +9,12 @@
 //! - `service`: `signin-radar run` as a child process: HTTP API, metrics, restarts, settings.
 //! - `eventhubs`: the Event Hubs source against `devhub` over AMQP with the official client.
 //! - `rules`: the alerting rules pass `promtool check rules` and `test rules`, on exported metrics.
+//! - `alertmanager`, `webhook_receiver`: a real Alertmanager and a webhook receiver as harnesses,
+//!   and the alert delivery library against them.
+//! - `alerts`: the service's findings delivered end to end, through outages and restarts.
 
 mod alertmanager;
+mod alerts;
 mod bad_input;
 mod cli;
 mod corpus;

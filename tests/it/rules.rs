@@ -272,7 +272,14 @@ fn every_metric_in_the_rules_is_exported() {
     let input = dir.path().join("signins.ndjson");
     std::fs::write(&input, support::synth("ndjson", 200, 50, 1)).unwrap();
     let state = tempfile::tempdir().unwrap();
-    let mut svc = Service::start(&service_args(&input, state.path(), &[]), &[]);
+    let mut svc = Service::start(
+        &service_args(
+            &input,
+            state.path(),
+            &["--alertmanager-url", "http://127.0.0.1:9"],
+        ),
+        &[],
+    );
     svc.wait_caught_up();
     let r = svc.get("/metrics");
     assert_eq!(r.status, 200, "/metrics: {}", r.body);
