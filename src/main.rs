@@ -145,7 +145,7 @@ struct RunArgs {
     /// ...and at least this many (100).
     #[arg(long, value_name = "N")]
     surge_min: Option<String>,
-    /// How late a sign-in may arrive and still change spray episodes (default 10m).
+    /// How late a sign-in may arrive and still change spray episodes (default 30m).
     #[arg(long, value_name = "DURATION")]
     detect_lateness: Option<String>,
     /// Alertmanager base URL; repeat for each member of an HA pair.

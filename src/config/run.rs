@@ -221,7 +221,7 @@ impl Default for RunConfig {
             privileged_users: None,
             surge_factor: 3.0,
             surge_min: 100,
-            detect_lateness: "10m".into(),
+            detect_lateness: "30m".into(),
             alertmanager_url: Vec::new(),
             webhook_url: Vec::new(),
             webhook_secret: None,
@@ -463,7 +463,7 @@ impl RunConfig {
         c.window.retention_ns = Some(d(&self.retention, 86_400 * 1_000_000_000));
         c.window.max_keys = self.max_keys;
         c.dedup_capacity = self.dedup_capacity;
-        let lateness = d(&self.detect_lateness, 600 * 1_000_000_000);
+        let lateness = d(&self.detect_lateness, 1_800 * 1_000_000_000);
         c.detect = Some(self.detect_settings().detect_config(Some(lateness)));
         c
     }

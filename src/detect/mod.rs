@@ -290,8 +290,6 @@ struct State {
     /// IPs with a reported episode not yet ended (the stream looks at them on every call).
     open_ips: FxHashSet<Arc<str>>,
     last_prune_ns: i64,
-    /// Sign-ins before this were settled for IPs the stream no longer holds.
-    forgotten_before: i64,
 }
 
 impl State {
@@ -317,7 +315,6 @@ impl State {
             learning_checked: false,
             open_ips: FxHashSet::default(),
             last_prune_ns: i64::MIN,
-            forgotten_before: i64::MIN,
         }
     }
 }
@@ -528,14 +525,10 @@ impl Detector {
                 continue;
             }
             if !st.ips.contains_key(e.ip.as_str()) {
-                // An IP forgotten by the last prune: anything before its cut is settled.
-                st.ips.insert(
-                    Arc::from(e.ip.as_str()),
-                    IpState {
-                        settled_until: st.forgotten_before,
-                        ..IpState::default()
-                    },
-                );
+                // An IP not held (never seen, or forgotten once settled) starts afresh: a
+                // late partition's sign-ins still count; at worst an episode already
+                // reported is reported again under a new key.
+                st.ips.insert(Arc::from(e.ip.as_str()), IpState::default());
             }
             let Some(ip_state) = st.ips.get_mut(e.ip.as_str()) else {
                 continue;
@@ -1095,7 +1088,6 @@ impl Detector {
         };
         let w = self.cfg.spray_window_ns;
         let cut = wm.saturating_sub(l).saturating_sub(2 * w);
-        st.forgotten_before = st.forgotten_before.max(cut);
         let mut removed = 0usize;
         let mut settled = Vec::new();
         let watermark = st.watermark;

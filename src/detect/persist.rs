@@ -2,7 +2,7 @@
 //! restart neither alerts again nor forgets the baseline. Indices are checked on decode.
 //!
 //! ```text
-//! strings: var n, n strings | learning_start, watermark: opt zvar | learning_checked u8 | forgotten_before zvar
+//! strings: var n, n strings | learning_start, watermark: opt zvar | learning_checked u8
 //! seeded: var n, n pair keys (user var, protocol u8, ip var+1, app var+1)
 //! pairs: var n, per pair key | first, last zvar | count var | ip, client var | alerted u8
 //! privileged: var n, per user var, protocol u8 | first, last zvar | success, blocked var | ip var+1 | alerted u8
@@ -47,7 +47,6 @@ impl Detector {
         w.opt_i(st.learning_start);
         w.opt_i(st.watermark);
         w.u8(u8::from(st.learning_checked));
-        w.var_i(st.forgotten_before);
         w.len_var(st.seeded.len());
         for k in &st.seeded {
             key(w, k);
@@ -184,7 +183,6 @@ impl Detector {
         st.learning_start = r.opt_i()?;
         st.watermark = r.opt_i()?;
         st.learning_checked = flag(r)?;
-        st.forgotten_before = r.var_i()?;
         let n = r.count(4)?;
         for _ in 0..n {
             st.seeded.insert(pair_key(r)?);

@@ -506,9 +506,22 @@ fn stream_forgets_settled_sign_ins_and_counts_later_ones() {
     assert_eq!(f.len(), 1);
     assert_eq!(f[0].kind, Kind::LegacySpray);
     assert!(f[0].ended.is_some());
-    // A sign-in older than what was settled is late.
+    // A sign-in for an IP no longer held starts it afresh (a lagging partition still counts).
+    feed(&d, &[fail(T0 + S, "x@x.com", ip)], 1);
+    assert_eq!(d.stats().drops.late, 0);
+    assert_eq!(d.stats().ips, 1);
+
+    // An IP still held (a later failure keeps it) refuses sign-ins older than what it settled.
+    let d = Detector::new(stream_cfg());
+    let mut events = spray(ip, 10, T0, S);
+    events.push(fail(T0 + 118 * M, "later@x.com", ip));
+    feed(&d, &events, 100);
+    d.observe(&[], &[], None, Some(T0 + 120 * M), 0);
+    d.evaluate(10 * S);
+    assert_eq!(d.stats().events, 1);
     feed(&d, &[fail(T0 + S, "x@x.com", ip)], 1);
     assert_eq!(d.stats().drops.late, 1);
+    assert_eq!(d.findings().len(), 1, "the settled episode stays reported");
 }
 
 #[test]
