@@ -629,8 +629,8 @@ fn demo_cmd(a: DemoArgs) -> anyhow::Result<ExitCode> {
         print_problems("demo", &problems);
         return Ok(ExitCode::from(2));
     }
-    // The screen is the demo's output: only warnings and errors are logged.
-    init_logs(LogFormat::Human, "warn");
+    // The screen is the demo's output (findings included): only problems are logged.
+    init_logs(LogFormat::Human, "warn,signin_radar::service::alerts=error");
     start(cfg, RunMode { screen: true })
 }
 

@@ -129,6 +129,26 @@ fn page(app: &App, r: &Report, rate: f64) -> String {
     for i in &l.top_ips {
         let _ = writeln!(s, "  {:<40} {:>8} {:>8}", clip(&i.ip, 40), i.total, i.users);
     }
+    let _ = writeln!(
+        s,
+        "\n  findings, last hour: {} (newest first)",
+        r.findings.len()
+    );
+    for f in r.findings.iter().rev().take(5) {
+        let text = |k: &str| f[k].as_str().unwrap_or("").to_string();
+        let subject = [text("ip"), text("user"), text("protocol")]
+            .into_iter()
+            .filter(|x| !x.is_empty())
+            .collect::<Vec<_>>()
+            .join(" ");
+        let _ = writeln!(
+            s,
+            "  {:<8} {:<28} {}",
+            text("severity"),
+            text("kind"),
+            clip(&subject, 60)
+        );
+    }
     s
 }
 
