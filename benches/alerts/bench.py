@@ -111,9 +111,12 @@ def main():
               f"in {took:.1f} s")
         print(f"findings: {findings}; webhook notices received: {Hook.count}")
         for sink in ("alertmanager", "webhook"):
-            b = [(float(m.group(1)), int(float(m.group(2)))) for m in re.finditer(
-                r'^signin_radar_alert_delivery_seconds_bucket\{le="([^"]+)",sink="%s"\} (\S+)$' % sink,
-                metrics, re.M)]
+            b = []
+            for m in re.finditer(r'^signin_radar_alert_delivery_seconds_bucket\{([^}]*)\} (\S+)$',
+                                 metrics, re.M):
+                labels = dict(re.findall(r'(\w+)="([^"]*)"', m.group(1)))
+                if labels.get("sink") == sink:
+                    b.append((float(labels["le"]), int(float(m.group(2)))))
             b.sort()
             n = b[-1][1] if b else 0
             within1 = next((c for le, c in b if le == 1.0), None)
