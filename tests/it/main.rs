@@ -12,12 +12,14 @@
 //! - `alertmanager`, `webhook_receiver`: a real Alertmanager and a webhook receiver as harnesses,
 //!   and the alert delivery library against them.
 //! - `alerts`: the service's findings delivered end to end, through outages and restarts.
+//! - `detections`: findings through the binary: order independence, the baseline, episode ends.
 
 mod alertmanager;
 mod alerts;
 mod bad_input;
 mod cli;
 mod corpus;
+mod detections;
 mod eventhubs;
 mod reference;
 mod rules;
