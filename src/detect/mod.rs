@@ -454,11 +454,18 @@ impl Detector {
                             app,
                         };
                         let full = st.pairs.len() >= self.cfg.max_pairs;
+                        // The earliest success names the IP and client; on a tie, the
+                        // smallest, so the evidence never depends on input order.
+                        let strings = &st.strings;
+                        let earlier = |p: &PairStats| {
+                            (e.time, strings.get(first_ip), strings.get(client))
+                                < (p.first, strings.get(p.ip), strings.get(p.client))
+                        };
                         match st.pairs.get_mut(&k) {
                             Some(p) => {
                                 p.count += 1;
                                 p.last = p.last.max(e.time);
-                                if e.time < p.first {
+                                if earlier(p) {
                                     p.first = e.time;
                                     p.ip = first_ip;
                                     p.client = client;
@@ -505,7 +512,8 @@ impl Detector {
                         ip,
                         alerted: false,
                     });
-                if e.time < p.first {
+                let ip_name = |id: u32| (id != NONE).then(|| st.strings.get(id).clone());
+                if (e.time, ip_name(ip)) < (p.first, ip_name(p.ip)) {
                     p.first = e.time;
                     p.ip = ip;
                 }
@@ -583,7 +591,11 @@ impl Detector {
         for (ip, s) in st.ips.iter_mut() {
             out.extend(self.ip_findings(&st.strings, ip, s, watermark));
         }
-        out.sort_by(|a, b| a.sort_key().cmp(&b.sort_key()));
+        out.sort_by(|a, b| {
+            a.sort_key()
+                .cmp(&b.sort_key())
+                .then_with(|| a.key.cmp(&b.key))
+        });
         out
     }
 

@@ -595,3 +595,19 @@ fn state_round_trips_and_a_restart_reports_nothing_twice() {
         let _ = d.decode(&mut Reader::new(&bytes[..cut]));
     }
 }
+
+#[test]
+fn ties_in_time_do_not_make_evidence_depend_on_order() {
+    let day = 24 * 60 * M;
+    let cfg = DetectConfig {
+        learning_ns: day,
+        ..replay_cfg()
+    };
+    let a = ok(T0 + 2 * day, "u@x.com", "10.0.0.2");
+    let b = ok(T0 + 2 * day, "u@x.com", "10.0.0.1");
+    let start = fail(T0, "x@x.com", "10.9.9.9");
+    let one = run(cfg.clone(), &[start.clone(), a.clone(), b.clone()]);
+    let two = run(cfg, &[b, a, start]);
+    assert_eq!(one, two);
+    assert_eq!(one[0]["ip"], "10.0.0.1");
+}
