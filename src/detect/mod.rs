@@ -290,6 +290,9 @@ struct State {
     /// IPs with a reported episode not yet ended (the stream looks at them on every call).
     open_ips: FxHashSet<Arc<str>>,
     last_prune_ns: i64,
+    /// The stream's low watermark (the slowest partition's newest event), when the source
+    /// has partitions; not saved (the source says it again).
+    low_watermark: Option<i64>,
 }
 
 impl State {
@@ -315,6 +318,16 @@ impl State {
             learning_checked: false,
             open_ips: FxHashSet::default(),
             last_prune_ns: i64::MIN,
+            low_watermark: None,
+        }
+    }
+
+    /// The event time decisions are made at (episodes ended, sign-ins settled): the newest
+    /// event, held back to the low watermark so a lagging partition's sign-ins still count.
+    fn decision_watermark(&self) -> Option<i64> {
+        match (self.watermark, self.low_watermark) {
+            (Some(w), Some(l)) => Some(w.min(l)),
+            (w, _) => w,
         }
     }
 }
@@ -587,7 +600,7 @@ impl Detector {
         out.extend(self.pair_findings(st).into_iter().map(|(_, f)| f));
         out.extend(self.privileged_findings(st, None));
         out.extend(self.surge_findings(st, None));
-        let watermark = st.watermark;
+        let watermark = st.decision_watermark();
         for (ip, s) in st.ips.iter_mut() {
             out.extend(self.ip_findings(&st.strings, ip, s, watermark));
         }
@@ -984,7 +997,7 @@ impl Detector {
         ips.extend(st.open_ips.iter().cloned());
         ips.sort_unstable();
         ips.dedup();
-        let watermark = st.watermark;
+        let watermark = st.decision_watermark();
         for ip in ips {
             let Some(s) = st.ips.get_mut(&ip) else {
                 continue;
@@ -1095,14 +1108,14 @@ impl Detector {
 
     /// The stream: settles and forgets what no sign-in within the lateness bound can change.
     fn prune(&self, st: &mut State) {
-        let (Some(l), Some(wm)) = (self.cfg.lateness_ns, st.watermark) else {
+        let (Some(l), Some(wm)) = (self.cfg.lateness_ns, st.decision_watermark()) else {
             return;
         };
         let w = self.cfg.spray_window_ns;
         let cut = wm.saturating_sub(l).saturating_sub(2 * w);
         let mut removed = 0usize;
         let mut settled = Vec::new();
-        let watermark = st.watermark;
+        let watermark = st.decision_watermark();
         let strings = &st.strings;
         st.ips.retain(|ip, s| {
             let oldest = s
@@ -1178,6 +1191,12 @@ impl Detector {
             *h = h.split_off(&keep);
         }
         st.reported_surges.retain(|(_, h)| *h >= keep);
+    }
+
+    /// The stream: holds decisions (episode ends, forgetting) back to `low`, the newest event
+    /// time of the slowest partition; `None` releases the hold.
+    pub fn set_low_watermark(&self, low: Option<i64>) {
+        self.state.lock().low_watermark = low;
     }
 
     pub fn stats(&self) -> DetectStats {

@@ -611,3 +611,29 @@ fn ties_in_time_do_not_make_evidence_depend_on_order() {
     assert_eq!(one, two);
     assert_eq!(one[0]["ip"], "10.0.0.1");
 }
+
+#[test]
+fn a_low_watermark_holds_ends_and_forgetting_back() {
+    let d = Detector::new(stream_cfg());
+    let ip = "6.6.6.6";
+    feed(&d, &spray(ip, 10, T0, S), 100);
+    assert_eq!(changes(&d, 0).len(), 1);
+    // A fast partition is hours ahead; the slow one is still at the spray.
+    d.set_low_watermark(Some(T0 + 5 * M));
+    d.observe(&[], &[], None, Some(T0 + 180 * M), 0);
+    assert!(
+        changes(&d, 10 * S).is_empty(),
+        "not ended while a partition lags"
+    );
+    assert_eq!(d.stats().events, 10, "nothing forgotten");
+    // The slow partition's late failure still belongs to the episode.
+    feed(&d, &[fail(T0 + 20 * S, "slow@x.com", ip)], 1);
+    let c = changes(&d, 20 * S);
+    assert_eq!(c.len(), 1);
+    assert_eq!(c[0].0, Transition::Updated);
+    assert_eq!(d.stats().drops.late, 0);
+    d.set_low_watermark(None);
+    let c = changes(&d, 30 * S);
+    assert_eq!(c.len(), 1);
+    assert_eq!(c[0].0, Transition::Ended);
+}

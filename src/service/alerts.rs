@@ -12,6 +12,7 @@ use crate::alert::{Alert, AlertState, Dispatcher};
 use crate::detect::{Change, Finding, Kind, Transition};
 use crate::engine::{now_unix_ns, Engine};
 use crate::export::detect::DetectMetrics;
+use crate::service::intake::Intake;
 
 /// How often the detector is evaluated: an alert leaves well within a second of its record.
 pub const EVALUATE_EVERY: Duration = Duration::from_millis(100);
@@ -158,11 +159,17 @@ fn describe(f: &Finding) -> String {
     }
 }
 
+/// Partitions resuming from a snapshot all speak within this; until then nothing is settled.
+const LOW_WATERMARK_WARMUP: Duration = Duration::from_secs(30);
+/// A partition quiet for this long no longer holds the low watermark back.
+const PARTITION_ACTIVE: Duration = Duration::from_secs(60);
+
 /// Evaluates the detector every [`EVALUATE_EVERY`] until `token` is cancelled, then once more.
-pub async fn detect_loop(engine: Arc<Engine>, alerting: Arc<Alerting>, token: CancellationToken) {
-    if engine.detect.is_none() {
-        return;
-    }
+/// With a partitioned source, decisions wait for the slowest partition (its low watermark).
+pub async fn detect_loop(intake: Arc<Intake>, alerting: Arc<Alerting>, token: CancellationToken) {
+    let engine = intake.engine.clone();
+    let Some(d) = &engine.detect else { return };
+    let started = std::time::Instant::now();
     let mut tick = tokio::time::interval(EVALUATE_EVERY);
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
@@ -170,6 +177,7 @@ pub async fn detect_loop(engine: Arc<Engine>, alerting: Arc<Alerting>, token: Ca
             _ = tick.tick() => false,
             _ = token.cancelled() => true,
         };
+        d.set_low_watermark(intake.low_watermark(started, LOW_WATERMARK_WARMUP, PARTITION_ACTIVE));
         evaluate(&engine, &alerting);
         if stop {
             return;

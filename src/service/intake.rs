@@ -6,7 +6,7 @@
 
 use std::sync::atomic::{AtomicU64, AtomicU8, Ordering};
 use std::sync::Arc;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use tokio::sync::mpsc::{Receiver, Sender};
 
@@ -52,6 +52,9 @@ pub struct Intake {
     pub counted: AtomicU64,
     /// What the source says of its health (credentials refused: not ready).
     pub health: Arc<crate::source::eventhubs::SourceHealth>,
+    /// Newest event time counted per Event Hubs partition, and when (for the detections'
+    /// low watermark).
+    pub partition_newest: Mutex<std::collections::BTreeMap<String, (i64, Instant)>>,
 }
 
 impl Intake {
@@ -71,6 +74,7 @@ impl Intake {
             emitted: AtomicU64::new(0),
             counted: AtomicU64::new(0),
             health: Default::default(),
+            partition_newest: Mutex::new(Default::default()),
         }
     }
 
@@ -104,7 +108,17 @@ impl Intake {
         };
         self.counted.fetch_add(1, Ordering::AcqRel);
         let now = crate::service::unix_now_ns();
-        if let Mark::EventHubs { enqueued_ns, .. } = unit.mark {
+        if let Mark::EventHubs {
+            enqueued_ns,
+            ref partition,
+            ..
+        } = unit.mark
+        {
+            if let Some(last) = summary.stats.last {
+                let mut m = self.partition_newest.lock();
+                let e = m.entry(partition.clone()).or_insert((last, Instant::now()));
+                *e = (e.0.max(last), Instant::now());
+            }
             if enqueued_ns > 0 {
                 self.metrics
                     .observe_delivery((now - enqueued_ns) as f64 / 1e9);
@@ -112,6 +126,30 @@ impl Intake {
         }
         self.metrics
             .observe_batch(self.kind, &summary, started.elapsed().as_secs_f64(), now);
+    }
+
+    /// The slowest partition's newest event time, over partitions that counted something in
+    /// the last `active` (a quiet partition does not hold the others back). Before `warmup`
+    /// since `started` has passed, `i64::MIN`: partitions resuming from a snapshot have not all
+    /// spoken yet. `None` for sources without partitions.
+    pub fn low_watermark(
+        &self,
+        started: Instant,
+        warmup: Duration,
+        active: Duration,
+    ) -> Option<i64> {
+        if self.kind != SourceKind::EventHubs {
+            return None;
+        }
+        if started.elapsed() < warmup {
+            return Some(i64::MIN);
+        }
+        self.partition_newest
+            .lock()
+            .values()
+            .filter(|(_, at)| at.elapsed() <= active)
+            .map(|(t, _)| *t)
+            .min()
     }
 
     /// Runs `f` while no unit is being counted: engine and positions agree.

@@ -183,11 +183,6 @@ async fn serve(cfg: RunConfig, mode: RunMode) -> Result<(), ServiceError> {
     let alert_token = CancellationToken::new();
     let alerting = Arc::new(start_alerting(&cfg, addr, &metrics, alert_token.clone())?);
     let _ = app.alerting.set(alerting.clone());
-    let detect_task = tokio::spawn(alerts::detect_loop(
-        engine.clone(),
-        alerting.clone(),
-        token.clone(),
-    ));
     let kind = if cfg.source.starts_with("file:") {
         SourceKind::File
     } else if cfg.source == "eventhubs" {
@@ -203,6 +198,11 @@ async fn serve(cfg: RunConfig, mode: RunMode) -> Result<(), ServiceError> {
     let workers = intake::spawn_workers(&intake, rx, threads, &token);
     let feeder = spawn_source(opened, cfg.rate, intake.clone(), tx, token.clone());
     let _ = app.intake.set(intake.clone());
+    let detect_task = tokio::spawn(alerts::detect_loop(
+        intake.clone(),
+        alerting.clone(),
+        token.clone(),
+    ));
     metrics.set_ready(true);
     tracing::info!(threads, "Ready.");
 
