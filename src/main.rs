@@ -145,6 +145,9 @@ struct RunArgs {
     /// ...and at least this many (100).
     #[arg(long, value_name = "N")]
     surge_min: Option<String>,
+    /// A spray also needs its failing users to outnumber the IP's succeeding ones (true/false).
+    #[arg(long, value_name = "BOOL")]
+    spray_require_majority: Option<String>,
     /// How late a sign-in may arrive and still change spray episodes (default 30m).
     #[arg(long, value_name = "DURATION")]
     detect_lateness: Option<String>,
@@ -174,7 +177,7 @@ struct RunArgs {
 impl RunArgs {
     /// (key, value) of every flag given.
     fn flags(&self) -> Vec<(&'static str, String)> {
-        let all: [(&'static str, &Option<String>); 36] = [
+        let all: [(&'static str, &Option<String>); 37] = [
             ("source", &self.source),
             ("listen", &self.listen),
             ("state_dir", &self.state_dir),
@@ -208,6 +211,7 @@ impl RunArgs {
             ("privileged_users", &self.privileged_users),
             ("surge_factor", &self.surge_factor),
             ("surge_min", &self.surge_min),
+            ("spray_require_majority", &self.spray_require_majority),
             ("detect_lateness", &self.detect_lateness),
             ("webhook_secret", &self.webhook_secret),
             ("alert_resend_interval", &self.alert_resend_interval),
@@ -317,6 +321,10 @@ struct DetectArgs {
     /// ...and at least this many.
     #[arg(long, value_name = "N", default_value_t = 100)]
     surge_min: u64,
+    /// A spray also needs its failing users to outnumber the users succeeding from the IP
+    /// in the same span (Sentinel's guard against busy NAT egress).
+    #[arg(long)]
+    spray_require_majority: bool,
 }
 
 impl DetectArgs {
@@ -329,6 +337,7 @@ impl DetectArgs {
             privileged_users: self.privileged_users.clone(),
             surge_factor: self.surge_factor,
             surge_min: self.surge_min,
+            spray_require_majority: self.spray_require_majority,
         }
     }
 

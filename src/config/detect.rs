@@ -18,6 +18,9 @@ pub struct DetectSettings {
     pub privileged_users: Option<PathBuf>,
     pub surge_factor: f64,
     pub surge_min: u64,
+    /// Sentinel's guard: a spray also needs its failing users to outnumber the users who
+    /// succeed from the IP in the same span (off: the rule is N failing users, nothing else).
+    pub spray_require_majority: bool,
 }
 
 impl Default for DetectSettings {
@@ -30,6 +33,7 @@ impl Default for DetectSettings {
             privileged_users: None,
             surge_factor: 3.0,
             surge_min: 100,
+            spray_require_majority: false,
         }
     }
 }
@@ -117,6 +121,7 @@ impl DetectSettings {
                 .unwrap_or_default(),
             surge_factor: self.surge_factor,
             surge_min: self.surge_min,
+            spray_require_majority: self.spray_require_majority,
             ..d
         }
     }

@@ -143,6 +143,8 @@ pub struct RunConfig {
     pub surge_factor: f64,
     /// ...and at least this many.
     pub surge_min: u64,
+    /// Sentinel's guard: a spray's failing users must outnumber the IP's succeeding users.
+    pub spray_require_majority: bool,
     /// How late (event time behind the newest) a sign-in may arrive and still change spray
     /// episodes; also how long after its end an episode is declared over.
     pub detect_lateness: String,
@@ -221,6 +223,7 @@ impl Default for RunConfig {
             privileged_users: None,
             surge_factor: 3.0,
             surge_min: 100,
+            spray_require_majority: false,
             detect_lateness: "30m".into(),
             alertmanager_url: Vec::new(),
             webhook_url: Vec::new(),
@@ -265,6 +268,7 @@ pub const KEYS: &[&str] = &[
     "privileged_users",
     "surge_factor",
     "surge_min",
+    "spray_require_majority",
     "detect_lateness",
     "alertmanager_url",
     "webhook_url",
@@ -416,6 +420,13 @@ impl RunConfig {
                     .map_err(|_| problem(key, format!("`{v}` is not a number, e.g. 3 or 2.5")))?
             }
             "surge_min" => self.surge_min = number(key)? as u64,
+            "spray_require_majority" => {
+                self.spray_require_majority = match v.trim().to_ascii_lowercase().as_str() {
+                    "true" | "yes" | "on" | "1" => true,
+                    "false" | "no" | "off" | "0" | "" => false,
+                    _ => return Err(problem(key, format!("`{v}`: use true or false"))),
+                }
+            }
             "detect_lateness" => self.detect_lateness = v.into(),
             "alertmanager_url" => self.alertmanager_url = split_list(v),
             "webhook_url" => self.webhook_url = split_list(v),
@@ -478,6 +489,7 @@ impl RunConfig {
             privileged_users: self.privileged_users.clone(),
             surge_factor: self.surge_factor,
             surge_min: self.surge_min,
+            spray_require_majority: self.spray_require_majority,
         }
     }
 
@@ -664,6 +676,7 @@ mod tests {
                 "dedup_capacity" | "max_keys" | "top_k_metrics" | "rate" | "threads"
                 | "eventhubs_prefetch" | "synth_users" | "synth_seed" | "spray_users"
                 | "surge_factor" | "surge_min" | "alert_queue" => "7",
+                "spray_require_majority" => "true",
                 _ => "x",
             };
             let mut c = RunConfig::default();

@@ -75,6 +75,9 @@ pub struct DetectConfig {
     pub privileged: FxHashSet<String>,
     pub surge_factor: f64,
     pub surge_min: u64,
+    /// A spray also needs its failing users to outnumber the users who succeed (or are
+    /// blocked) from the IP in the same span, as Sentinel's rule does.
+    pub spray_require_majority: bool,
     /// Failures and successes held per IP, over all IPs.
     pub max_events: usize,
     /// Baseline and candidate pairs held.
@@ -96,6 +99,7 @@ impl Default for DetectConfig {
             privileged: FxHashSet::default(),
             surge_factor: 3.0,
             surge_min: 100,
+            spray_require_majority: false,
             max_events: 20_000_000,
             max_pairs: 10_000_000,
             max_strings: 20_000_000,
@@ -817,7 +821,18 @@ impl Detector {
         }
         let w = self.cfg.spray_window_ns;
         let fails: Vec<Fail> = s.fails.iter().map(|f| f.fail).collect();
-        let eps = spray::episodes(&fails, n, w);
+        let goods: Vec<Fail> = if self.cfg.spray_require_majority {
+            s.hits
+                .iter()
+                .map(|h| Fail {
+                    time: h.time,
+                    user: h.user,
+                })
+                .collect()
+        } else {
+            Vec::new()
+        };
+        let eps = spray::episodes(&fails, &goods, n, w);
         eps.into_iter()
             .map(|e| self.episode_findings(ip, s, &e, watermark))
             .collect()

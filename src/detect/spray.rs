@@ -2,7 +2,10 @@
 //!
 //! The count at time `t` is the number of distinct users with a failure in `[t - W, t]` (a
 //! closed span: two failures exactly W apart are "within W"). An episode starts at the first
-//! failure that brings the count to N; its first failure is the oldest one in that span. It
+//! failure that brings the count to N while the failing users outnumber the users who signed
+//! in successfully (or were blocked by Conditional Access) from the IP in the same span, as
+//! Sentinel's spray rule requires: a busy NAT egress where many users work is not a spray. Its
+//! first failure is the oldest one in that span. It
 //! ends once the count has stayed below N for a full W: the end is W after the moment the
 //! count fell below N. Because the result depends only on the set of failures, replay is
 //! independent of input order.
@@ -35,9 +38,14 @@ pub struct Episode {
     pub peak_users: u64,
 }
 
-/// Episodes of `fails` (sorted by time, then user) for threshold `n` and span `w` (ns).
-pub fn episodes(fails: &[Fail], n: usize, w: i64) -> Vec<Episode> {
+/// Episodes of `fails` (sorted by time, then user) for threshold `n` and span `w` (ns);
+/// `goods` (sorted) are the IP's successes and blocks, which must be outnumbered.
+pub fn episodes(fails: &[Fail], goods: &[Fail], n: usize, w: i64) -> Vec<Episode> {
     debug_assert!(fails.windows(2).all(|p| p[0] <= p[1]));
+    debug_assert!(goods.windows(2).all(|p| p[0].time <= p[1].time));
+    // Successful users in [t - w, t], kept by two pointers over `goods`.
+    let mut good_in: FxHashMap<u32, u32> = FxHashMap::default();
+    let (mut gj, mut gi) = (0usize, 0usize);
     let n = n.max(1);
     let mut out = Vec::new();
     let mut in_window: FxHashMap<u32, u32> = FxHashMap::default();
@@ -70,6 +78,14 @@ pub fn episodes(fails: &[Fail], n: usize, w: i64) -> Vec<Episode> {
         }
         *in_window.entry(fails[i].user).or_insert(0) += 1;
         let count = in_window.len();
+        while gi < goods.len() && goods[gi].time <= t {
+            *good_in.entry(goods[gi].user).or_insert(0) += 1;
+            gi += 1;
+        }
+        while gj < gi && goods[gj].time < t.saturating_sub(w) {
+            leave(&mut good_in, goods[gj].user);
+            gj += 1;
+        }
         match &mut active {
             Some((e, users)) => {
                 e.last_seen = t;
@@ -80,7 +96,7 @@ pub fn episodes(fails: &[Fail], n: usize, w: i64) -> Vec<Episode> {
                     below_since = None;
                 }
             }
-            None if count >= n => {
+            None if count >= n && count > good_in.len() => {
                 let span = &fails[j..=i];
                 let users: FxHashSet<u32> = span.iter().map(|f| f.user).collect();
                 active = Some((
@@ -232,6 +248,7 @@ mod tests {
         for (name, fails, n, w, want) in rows {
             let got: Vec<_> = episodes(
                 &f(&fails.iter().map(|&(t, u)| (t * S, u)).collect::<Vec<_>>()),
+                &[],
                 n,
                 w * M,
             )
@@ -263,6 +280,41 @@ mod tests {
         w.reverse();
         v.sort();
         w.sort();
-        assert_eq!(episodes(&v, 10, 10 * M), episodes(&w, 10, 10 * M));
+        assert_eq!(episodes(&v, &[], 10, 10 * M), episodes(&w, &[], 10, 10 * M));
+    }
+
+    /// (successful users in the span, episodes?) for 10 failing users within 10 minutes.
+    #[test]
+    fn failing_users_must_outnumber_succeeding_ones() {
+        let fails = f(&(0..10).map(|u| (u as i64 * S, u)).collect::<Vec<_>>());
+        for (goods, want) in [(0u32, 1usize), (9, 1), (10, 0), (40, 0)] {
+            let g: Vec<Fail> = (0..goods)
+                .map(|u| Fail {
+                    time: 5 * S,
+                    user: 100 + u,
+                })
+                .collect();
+            assert_eq!(
+                episodes(&fails, &g, 10, 10 * M).len(),
+                want,
+                "{goods} successful users"
+            );
+        }
+        // Successes outside the span do not count against the spray.
+        let old: Vec<Fail> = (0..40)
+            .map(|u| Fail {
+                time: -20 * M,
+                user: 100 + u,
+            })
+            .collect();
+        assert_eq!(episodes(&fails, &old, 10, 10 * M).len(), 1);
+        // Successful users who also failed count on both sides.
+        let same: Vec<Fail> = (0..9)
+            .map(|u| Fail {
+                time: 9 * S,
+                user: u,
+            })
+            .collect();
+        assert_eq!(episodes(&fails, &same, 10, 10 * M).len(), 1);
     }
 }

@@ -135,6 +135,26 @@ fn spray_threshold_and_window_edges() {
     }
 }
 
+/// A busy egress: 10 users fail while 12 others succeed from the same IP in the span. The rule
+/// as stated is N failing users, so it is a spray; with Sentinel's guard it is not.
+#[test]
+fn the_majority_guard_is_a_setting() {
+    let ip = "5.5.5.5";
+    let mut events = spray(ip, 10, T0, S);
+    events.extend((0..12).map(|u| ok(T0 + 3 * S, &format!("ok{u}@x.com"), ip)));
+    for (guard, want) in [(false, 1), (true, 0)] {
+        let cfg = DetectConfig {
+            spray_require_majority: guard,
+            ..replay_cfg()
+        };
+        let sprays = run(cfg, &events)
+            .iter()
+            .filter(|f| f["kind"] == "legacy_spray")
+            .count();
+        assert_eq!(sprays, want, "spray_require_majority = {guard}");
+    }
+}
+
 #[test]
 fn spray_evidence_counts_users_failures_protocols_and_tool_agents() {
     let mut events = spray("9.9.9.9", 12, T0, S);
