@@ -1,13 +1,15 @@
-//! Spray episodes of one IP, as a pure function of its failure-class legacy sign-ins.
+//! Spray episodes of one IP, as a pure function of its legacy sign-ins (failures, and
+//! successes for the optional majority guard).
 //!
 //! The count at time `t` is the number of distinct users with a failure in `[t - W, t]` (a
 //! closed span: two failures exactly W apart are "within W"). An episode starts at the first
-//! failure that brings the count to N while the failing users outnumber the users who signed
-//! in successfully (or were blocked by Conditional Access) from the IP in the same span, as
-//! Sentinel's spray rule requires: a busy NAT egress where many users work is not a spray. Its
-//! first failure is the oldest one in that span. It
+//! failure that brings the count to N; its first failure is the oldest one in that span. With
+//! the optional majority guard (`spray_require_majority`) the caller also passes the IP's
+//! successes and blocks, and the failing users must outnumber those users in the same span,
+//! as Sentinel's spray rule requires (a busy NAT egress is not a spray); without it that list
+//! is empty and the rule is N failing users, nothing else. An episode
 //! ends once the count has stayed below N for a full W: the end is W after the moment the
-//! count fell below N. Because the result depends only on the set of failures, replay is
+//! count fell below N. Because the result depends only on the sets of sign-ins, replay is
 //! independent of input order.
 
 use rustc_hash::{FxHashMap, FxHashSet};
@@ -39,7 +41,8 @@ pub struct Episode {
 }
 
 /// Episodes of `fails` (sorted by time, then user) for threshold `n` and span `w` (ns);
-/// `goods` (sorted) are the IP's successes and blocks, which must be outnumbered.
+/// `goods` (sorted by time) are the IP's successes and blocks, which the failing users must
+/// outnumber; empty when the majority guard is off.
 pub fn episodes(fails: &[Fail], goods: &[Fail], n: usize, w: i64) -> Vec<Episode> {
     debug_assert!(fails.windows(2).all(|p| p[0] <= p[1]));
     debug_assert!(goods.windows(2).all(|p| p[0].time <= p[1].time));
